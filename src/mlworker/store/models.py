@@ -1,0 +1,212 @@
+"""The model registry in the metadata store: models, versions, and the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from mlworker.errors import NotFound
+from mlworker.registry.values import ModelVersion, RegisteredModel
+from mlworker.store.db import Database
+from mlworker.store.records import AuditLogRecord, ModelRecord, ModelVersionRecord, utcnow
+
+
+def _version(row: ModelVersionRecord) -> ModelVersion:
+    return ModelVersion(
+        model_id=row.model_id,
+        version=row.version,
+        artifact_uri=row.artifact_uri,
+        artifact_sha256=row.artifact_sha256,
+        artifact_format=row.artifact_format,
+        params=row.params,
+        metrics=row.metrics,
+        dataset_fingerprint=row.dataset_fingerprint,
+        job_id=row.job_id,
+        created_at=row.created_at,
+    )
+
+
+def _model(row: ModelRecord, version: ModelVersionRecord | None) -> RegisteredModel:
+    return RegisteredModel(
+        id=row.id,
+        tenant=row.tenant,
+        key=row.key,
+        name=row.name,
+        kind=row.kind,
+        family=row.family,
+        config=row.config,
+        status=row.status,
+        registry_status=row.registry_status,
+        latest_version=row.latest_version,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=_version(version) if version is not None else None,
+    )
+
+
+def _snapshot(row: ModelRecord) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "family": row.family,
+        "status": row.status,
+        "registryStatus": row.registry_status,
+        "latestVersion": row.latest_version,
+    }
+
+
+class ModelRepository:
+    """Registered models, always scoped to a tenant."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def register(
+        self,
+        *,
+        model_id: str,
+        tenant: str,
+        name: str,
+        kind: str,
+        family: str,
+        config: dict[str, Any],
+        version: ModelVersion,
+        actor: str,
+        reason: str,
+    ) -> RegisteredModel:
+        """Create a model with its first version and an audit row, in one transaction."""
+        now = utcnow()
+        row = ModelRecord(
+            id=model_id,
+            tenant=tenant,
+            key=model_id,
+            name=name,
+            kind=kind,
+            family=family,
+            config=config,
+            status="active",
+            registry_status="draft",
+            latest_version=version.version,
+            created_by=actor,
+            created_at=now,
+            updated_at=now,
+        )
+        version_row = ModelVersionRecord(
+            model_id=model_id,
+            version=version.version,
+            artifact_uri=version.artifact_uri,
+            artifact_sha256=version.artifact_sha256,
+            artifact_format=version.artifact_format,
+            params=version.params,
+            metrics=version.metrics,
+            dataset_fingerprint=version.dataset_fingerprint,
+            job_id=version.job_id,
+            created_at=now,
+        )
+        with self._db.session() as session:
+            session.add(row)
+            session.flush()
+            session.add(version_row)
+            session.add(
+                AuditLogRecord(
+                    tenant=tenant,
+                    actor=actor,
+                    action="model.registered",
+                    entity_type="model",
+                    entity_id=model_id,
+                    before=None,
+                    after={**_snapshot(row), "version": version.version},
+                    reason=reason,
+                    created_at=now,
+                )
+            )
+            session.flush()
+            return _model(row, version_row)
+
+    def _latest(self, session: Any, row: ModelRecord) -> ModelVersionRecord | None:
+        version: ModelVersionRecord | None = session.scalars(
+            select(ModelVersionRecord).where(
+                ModelVersionRecord.model_id == row.id,
+                ModelVersionRecord.version == row.latest_version,
+            )
+        ).one_or_none()
+        return version
+
+    def get(self, model_id: str, *, tenant: str) -> RegisteredModel:
+        """Return the model and its latest version; :class:`NotFound` across tenants."""
+        with self._db.session(write=False) as session:
+            row = session.get(ModelRecord, model_id)
+            if row is None or row.tenant != tenant or row.status == "deleted":
+                raise NotFound(f"model {model_id!r} not found", field="model_id")
+            return _model(row, self._latest(session, row))
+
+    def list_models(
+        self, *, tenant: str, kind: str | None = None, limit: int = 100
+    ) -> list[RegisteredModel]:
+        """List a tenant's models, newest first."""
+        query = select(ModelRecord).where(
+            ModelRecord.tenant == tenant, ModelRecord.status != "deleted"
+        )
+        if kind is not None:
+            query = query.where(ModelRecord.kind == kind)
+        query = query.order_by(ModelRecord.created_at.desc(), ModelRecord.id.desc()).limit(limit)
+        with self._db.session(write=False) as session:
+            return [_model(row, self._latest(session, row)) for row in session.scalars(query)]
+
+    def delete(self, model_id: str, *, tenant: str, actor: str, reason: str) -> list[str]:
+        """Delete the model and its versions; return their artifact URIs for removal."""
+        with self._db.session() as session:
+            row = session.get(ModelRecord, model_id, with_for_update=True)
+            if row is None or row.tenant != tenant or row.status == "deleted":
+                raise NotFound(f"model {model_id!r} not found", field="model_id")
+            uris = list(
+                session.scalars(
+                    select(ModelVersionRecord.artifact_uri).where(
+                        ModelVersionRecord.model_id == model_id
+                    )
+                )
+            )
+            session.add(
+                AuditLogRecord(
+                    tenant=tenant,
+                    actor=actor,
+                    action="model.deleted",
+                    entity_type="model",
+                    entity_id=model_id,
+                    before=_snapshot(row),
+                    after=None,
+                    reason=reason,
+                    created_at=utcnow(),
+                )
+            )
+            session.execute(
+                delete(ModelVersionRecord).where(ModelVersionRecord.model_id == model_id)
+            )
+            session.execute(delete(ModelRecord).where(ModelRecord.id == model_id))
+            return uris
+
+    def audit_trail(self, model_id: str, *, tenant: str) -> list[dict[str, Any]]:
+        """Audit rows about one model, oldest first."""
+        query = (
+            select(AuditLogRecord)
+            .where(
+                AuditLogRecord.tenant == tenant,
+                AuditLogRecord.entity_type == "model",
+                AuditLogRecord.entity_id == model_id,
+            )
+            .order_by(AuditLogRecord.id)
+        )
+        with self._db.session(write=False) as session:
+            return [
+                {
+                    "actor": row.actor,
+                    "action": row.action,
+                    "before": row.before,
+                    "after": row.after,
+                    "reason": row.reason,
+                    "createdAt": row.created_at.isoformat(),
+                }
+                for row in session.scalars(query)
+            ]
