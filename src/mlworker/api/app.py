@@ -1,0 +1,71 @@
+"""Build the FastAPI application: middleware, error mapping, routers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+
+from mlworker import __version__
+from mlworker.api.metrics import ApiMetrics
+from mlworker.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from mlworker.api.problems import install_problem_handlers
+from mlworker.api.routes import datasets, health, jobs, models, training, tuning
+from mlworker.config import Settings, load_settings
+from mlworker.logs import configure_logging
+from mlworker.services.container import Services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app. Connections open in the lifespan, never at import or build time.
+
+    Parameters
+    ----------
+    settings
+        Configuration; read from the environment when omitted.
+    """
+    settings = settings or load_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services(settings)
+        await run_in_threadpool(services.start)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await run_in_threadpool(services.close)
+
+    app = FastAPI(
+        title="ML Worker",
+        version=__version__,
+        summary="Analysis jobs, training, propensity scoring and text classification.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics(lambda: app.state.services.job_repository.counts())
+    install_problem_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Prefer"],
+        )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=int(settings.max_request_bytes),
+        upload_limit=int(settings.max_upload_bytes),
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(datasets.router)
+    app.include_router(training.router)
+    app.include_router(tuning.router)
+    app.include_router(models.router)
+    return app

@@ -1,0 +1,156 @@
+"""Dataset use cases: build the loader, validate specs at submission, accept uploads."""
+
+from __future__ import annotations
+
+import re
+from typing import IO
+
+from pydantic import BaseModel
+
+from mlworker.config import Settings
+from mlworker.data.budget import MemoryBudget
+from mlworker.data.files import detect_format, read_file
+from mlworker.data.loader import DatasetLoader
+from mlworker.data.profile import fingerprint, profile_columns
+from mlworker.data.sources import (
+    PathSource,
+    RowsSource,
+    StoredUpload,
+    TableSource,
+    UploadSource,
+)
+from mlworker.data.values import LoadedDataset, UploadInfo
+from mlworker.errors import DatasetNotFound, NotFound
+from mlworker.store.artifacts import ArtifactStore
+from mlworker.store.datasets import DatasetRepository, new_dataset_id
+from mlworker.store.db import Database
+from mlworker.store.platform import PlatformTables
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
+_STORED_NAME_CHARS = 100
+_NAME_CHARS = 255  # the dataset record's name column
+
+
+class StoredUploads:
+    """:class:`~mlworker.data.sources.UploadStore` over the dataset table and artifact store."""
+
+    def __init__(self, repository: DatasetRepository, artifacts: ArtifactStore) -> None:
+        self._repository = repository
+        self._artifacts = artifacts
+
+    def find_upload(self, dataset_id: str, *, tenant: str) -> StoredUpload:
+        """Return the tenant's upload, or raise :class:`DatasetNotFound`."""
+        try:
+            info = self._repository.get(dataset_id, tenant=tenant)
+        except NotFound as exc:
+            raise DatasetNotFound(
+                f"no uploaded dataset {dataset_id!r}", field="dataset.datasetId"
+            ) from exc
+        return StoredUpload(
+            dataset_id=info.id,
+            # The stored file name keeps the extension (compression is detected from it).
+            name=info.uri.rsplit("/", 1)[-1],
+            file_format=info.file_format,  # type: ignore[arg-type]
+            sha256=info.sha256,
+            column_names=tuple(column.name for column in info.columns),
+            open=lambda: self._artifacts.open_verified(info.uri, info.sha256),
+        )
+
+
+def build_loader(settings: Settings, db: Database) -> DatasetLoader:
+    """Assemble the dataset loader for ``settings`` (server and workers alike)."""
+    artifacts = ArtifactStore(settings.artifacts)
+    platform = PlatformTables(
+        settings.platform_url,
+        allowed=settings.platform_tables,
+        hidden_schema=settings.database_schema,
+    )
+    return DatasetLoader(
+        {
+            "path": PathSource(settings.data_root),
+            "table": TableSource(platform, row_cap=settings.table_row_cap),
+            "rows": RowsSource(),
+            "upload": UploadSource(StoredUploads(DatasetRepository(db), artifacts)),
+        },
+        memory_budget=int(settings.dataset_memory_budget),
+    )
+
+
+class DatasetService:
+    """Uploads and dataset validation for the API."""
+
+    def __init__(self, settings: Settings, db: Database, artifacts: ArtifactStore) -> None:
+        self._settings = settings
+        self._repository = DatasetRepository(db)
+        self._artifacts = artifacts
+        self.loader = build_loader(settings, db)
+
+    def validate(self, spec: BaseModel, *, tenant: str) -> None:
+        """Refuse a spec that cannot load (bad path, unknown table or column) before queuing."""
+        self.loader.validate(spec, tenant=tenant)
+
+    def load(self, spec: BaseModel, *, tenant: str) -> LoadedDataset:
+        """Load a dataset in this process."""
+        return self.loader.load(spec, tenant=tenant)
+
+    def upload(
+        self,
+        *,
+        tenant: str,
+        filename: str,
+        content: IO[bytes],
+        declared_format: str | None = None,
+        name: str | None = None,
+    ) -> UploadInfo:
+        """Store an uploaded CSV/Parquet file after checking it parses; return its record."""
+        file_format = detect_format(filename, declared_format, field="file")  # type: ignore[arg-type]
+        dataset_id = new_dataset_id()
+        # The stored name keeps the suffixes (format and compression are read from it) and
+        # stays short enough for any file system.
+        safe_name = _UNSAFE_NAME.sub("_", filename).strip("._")[-_STORED_NAME_CHARS:] or "upload"
+        stored = self._artifacts.put(f"uploads/{tenant}/{dataset_id}/{safe_name}", content)
+        try:
+            budget = MemoryBudget(int(self._settings.dataset_memory_budget), source=filename)
+            with self._artifacts.open_verified(stored.uri, stored.sha256) as handle:
+                table = read_file(
+                    handle,
+                    name=filename,
+                    file_format=file_format,
+                    columns=None,
+                    budget=budget,
+                    field="file",
+                    reopen=lambda: self._artifacts.open_verified(stored.uri, stored.sha256),
+                )
+            description = {"kind": "upload", "datasetId": dataset_id, "sha256": stored.sha256}
+            rows = table.num_rows
+            schema = table.schema
+            columns = profile_columns(table.to_pandas(split_blocks=True, self_destruct=True))
+            return self._repository.add(
+                dataset_id=dataset_id,
+                tenant=tenant,
+                name=name or filename[:_NAME_CHARS],
+                file_format=file_format,
+                uri=stored.uri,
+                sha256=stored.sha256,
+                size_bytes=stored.size_bytes,
+                row_count=rows,
+                columns=columns,
+                fingerprint=fingerprint(description, schema, rows),
+            )
+        except BaseException:
+            # Whatever went wrong (a parse error, a full database, a bug), nothing is kept.
+            self._artifacts.delete(stored.uri)
+            raise
+
+    def get(self, dataset_id: str, *, tenant: str) -> UploadInfo:
+        """Return one of the tenant's uploads."""
+        return self._repository.get(dataset_id, tenant=tenant)
+
+    def list(self, *, tenant: str, limit: int) -> list[UploadInfo]:
+        """List the tenant's uploads, newest first."""
+        return self._repository.list(tenant=tenant, limit=limit)
+
+    def delete(self, dataset_id: str, *, tenant: str) -> None:
+        """Delete the record, then its file."""
+        info = self._repository.delete(dataset_id, tenant=tenant)
+        self._artifacts.delete(info.uri)
