@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install serve worker test lint format bench clean
+.PHONY: install serve worker test lint format bench bench-training clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ format: install
 
 bench: install ## job-overhead benchmark for both runners
 	$(BIN)/python bench/jobs.py --jobs 500 --runners local,celery-redis,celery-amqp
+
+bench-training: install ## auto vs FLAML vs RF-TPE, 60 s per search (about 20 minutes)
+	$(BIN)/python bench/training.py --budget 60
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
