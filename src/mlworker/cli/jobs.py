@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from mlworker.cli.client import ApiClient, ApiKeyOption, UrlOption, fail
+from mlworker.cli.progress import follow
 
 app = typer.Typer(
     help="Inspect and control jobs on a running ML Worker server.", no_args_is_help=True
 )
 console = Console()
 
-_FINISHED = {"completed", "failed", "cancelled"}
 _STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
 
 
@@ -144,25 +142,8 @@ def watch(
 ) -> None:
     """Follow a job with a live progress bar until it ends; exit 0 only if it completed."""
     client = ApiClient(url, api_key)
-    columns = (
-        TextColumn("[bold]{task.fields[status]}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+    job = follow(
+        lambda: client.request("GET", f"/status/{job_id}"), console=console, interval=interval
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("", total=1.0, status="queued")
-        while True:
-            job = client.request("GET", f"/status/{job_id}")
-            progress.update(
-                task,
-                completed=job["progress"]["fraction"],
-                description=escape(job["progress"]["message"]),
-                status=job["status"],
-            )
-            if job["status"] in _FINISHED:
-                break
-            time.sleep(interval)
     show_job(job)
     raise typer.Exit(0 if job["status"] == "completed" else 1)

@@ -9,7 +9,6 @@ configured database), no server needed. Either way the result ends in a table.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -17,13 +16,12 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlworker.cli.client import ApiClient, ApiKeyOption, UrlOption, fail
+from mlworker.cli.progress import follow
 
 console = Console()
-_FINISHED = {"completed", "failed", "cancelled"}
 _POLL_SECONDS = 0.25
 
 FileArgument = Annotated[
@@ -160,26 +158,7 @@ def _run(backend: Backend, path: Path, kind: str, params: dict[str, Any]) -> dic
 
 
 def _follow(backend: Backend, job_id: str) -> dict[str, Any]:
-    columns = (
-        TextColumn("[bold]{task.fields[status]}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("", total=1.0, status="queued")
-        while True:
-            job = backend.status(job_id)
-            progress.update(
-                task,
-                completed=job["progress"]["fraction"],
-                description=escape(job["progress"]["message"]),
-                status=job["status"],
-            )
-            if job["status"] in _FINISHED:
-                return job
-            time.sleep(_POLL_SECONDS)
+    return follow(lambda: backend.status(job_id), console=console, interval=_POLL_SECONDS)
 
 
 def _backend(local: bool, url: str, api_key: str | None) -> Backend:
