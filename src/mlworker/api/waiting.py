@@ -2,7 +2,7 @@
 
 The seed's clients expect ``200`` with the result, so these endpoints run a job and wait for it
 without holding a thread: the wait polls the job row from the event loop, backing off from
-20 ms to a fifth of a second (so a search's ``timeout`` holds for the whole request).
+20 ms to a tenth of a second (so a search's ``timeout`` holds for the whole request).
 ``async: true`` or ``Prefer: respond-async`` skips the wait (202), and a wait longer than
 ``MLWORKER_SYNC_WAIT_SECONDS`` also ends in 202 with the job id.
 """
@@ -55,7 +55,7 @@ async def respond(
                 headers=dict(response.headers),
             )
         await asyncio.sleep(delay)
-        delay = min(0.2, delay * 1.5)
+        delay = min(0.1, delay * 1.5)
         job = await run_in_threadpool(services.jobs.get, job.id, tenant=tenant)
     if job.status is JobStatus.COMPLETED:
         return JSONResponse({**(job.result or {}), "job_id": job.id})
