@@ -217,7 +217,7 @@ class TcpProxy:
                     if not data:
                         return
                     (b if source is a else a).sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: stop() closed a socket under select()
             return
         finally:
             for sock in (a, b):
