@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from mlworker.api.routes.jobs import IdempotencyKey
 from mlworker.api.routes.training import PreferHeader
 from mlworker.api.security import ServicesDep, TenantDep, authenticate
-from mlworker.api.waiting import respond
+from mlworker.api.waiting import respond, wants_async
 from mlworker.data.spec import DatasetSpec
 from mlworker.registry.values import RegisteredModel
 from mlworker.services.models import ExportFormat
@@ -131,7 +131,7 @@ async def predict(
             field_prefix="",
         )
     )
-    run_async = body.run_async or "respond-async" in (prefer or "")
+    run_async = wants_async(body.run_async, prefer)
     return await respond(
         services, submission, tenant=tenant, run_async=run_async, response=response
     )
