@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from mlworker.config import Settings
 from mlworker.services.container import Services
-from mlworker.services.tuning import OptimizeParams
+from mlworker.services.optimize_request import OptimizeParams
 from mlworker.store import migrate
 from mlworker.store.db import Database
 from mlworker.store.optuna_storage import open_storage, storage_schema, storage_url

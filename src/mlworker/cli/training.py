@@ -110,7 +110,7 @@ class LocalBackend:
 
     def submit(self, kind: str, params: dict[str, Any]) -> str:
         """Submit the job on the inline runner."""
-        from mlworker.services.tuning import OptimizeParams
+        from mlworker.services.optimize_request import OptimizeParams
 
         if kind == "optimize":
             submission = self._services.studies.submit(

@@ -29,6 +29,7 @@ JOB_MODULES: tuple[str, ...] = (
     "mlworker.services.training",
     "mlworker.services.models",
     "mlworker.services.tuning",
+    "mlworker.services.search_workers",
 )
 
 

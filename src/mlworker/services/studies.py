@@ -9,7 +9,7 @@ import optuna
 from mlworker.config import Settings
 from mlworker.errors import NotFound
 from mlworker.services.jobs import JobService, Submission
-from mlworker.services.tuning import OptimizeParams, check_trial_budget
+from mlworker.services.optimize_request import OptimizeParams, check_trial_budget
 from mlworker.store.db import Database
 from mlworker.store.optuna_storage import open_storage
 from mlworker.store.studies import StudyRepository

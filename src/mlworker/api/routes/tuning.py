@@ -12,7 +12,7 @@ from mlworker.api.routes.jobs import IdempotencyKey
 from mlworker.api.routes.training import PreferHeader
 from mlworker.api.security import ServicesDep, TenantDep, authenticate
 from mlworker.api.waiting import respond, wants_async
-from mlworker.services.tuning import OptimizeParams
+from mlworker.services.optimize_request import OptimizeParams
 
 router = APIRouter(tags=["training"], dependencies=[Depends(authenticate)])
 
