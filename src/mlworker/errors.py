@@ -233,6 +233,20 @@ class ExportUnavailable(InvalidInput):
     title = "Export unavailable"
 
 
+class NoUsableColumns(InvalidInput):
+    """After excluding identifiers, constant, empty and unsupported columns nothing is left."""
+
+    code = "no_usable_columns"
+    title = "No usable columns"
+
+
+class NotEnoughData(InvalidInput):
+    """Too few rows (or events) for the analysis asked for, e.g. fewer rows than clusters."""
+
+    code = "not_enough_data"
+    title = "Not enough data"
+
+
 def _subclasses(cls: type[MLWorkerError]) -> list[type[MLWorkerError]]:
     found = []
     for sub in cls.__subclasses__():

@@ -186,7 +186,9 @@ def read_csv(
     for attempt in range(_MAX_TYPE_RETRIES):
         stream = _attempt_stream(source, name, start=start, retry=bool(attempt), reopen=reopen)
         try:
-            return _read_csv_once(stream, name, delimiter, columns, budget, field, text_columns)
+            return decoded_text(
+                _read_csv_once(stream, name, delimiter, columns, budget, field, text_columns)
+            )
         except _TypeConflict as conflict:
             text_columns[conflict.column] = pa.string()
             budget.used_bytes = 0
@@ -222,6 +224,37 @@ class _Borrowed(io.RawIOBase):
         data = self._handle.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+def _decode(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not UTF-8: by far the commonest other encoding of exported text is Windows-1252,
+        # a superset of Latin-1's printable range; bytes it leaves undefined become U+FFFD.
+        return value.decode("cp1252", errors="replace")
+
+
+def decoded_text(table: pa.Table) -> pa.Table:
+    r"""Turn the binary columns a CSV read yields for non-UTF-8 text into strings.
+
+    Arrow types a CSV column as ``binary`` when its bytes are not valid UTF-8; every value is
+    decoded as UTF-8 where it is valid and as Windows-1252 otherwise, so a Latin-1 export reads
+    as the text it holds instead of failing later.
+
+    Examples
+    --------
+    >>> table = pa.table({"title": pa.array([b"Caf\xe9", b"ok", None], pa.binary())})
+    >>> decoded_text(table).column("title").to_pylist()
+    ['Café', 'ok', None]
+    """
+    for index, column in enumerate(table.schema):
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            values = [_decode(value) for value in table.column(index).to_pylist()]
+            table = table.set_column(index, column.name, pa.array(values, pa.string()))
+    return table
 
 
 class _TypeConflict(Exception):

@@ -46,9 +46,18 @@ class DatasetLoader:
         self._source(spec).validate(spec, tenant=tenant)
 
     def load(
-        self, spec: BaseModel, *, tenant: str, progress: Progress | None = None
+        self,
+        spec: BaseModel,
+        *,
+        tenant: str,
+        progress: Progress | None = None,
+        categorical_strings: bool = False,
     ) -> LoadedDataset:
-        """Read, convert to pandas, profile and fingerprint the dataset ``spec`` names."""
+        """Read, convert to pandas, profile and fingerprint the dataset ``spec`` names.
+
+        ``categorical_strings`` turns string columns into pandas categoricals: one code per row
+        instead of one Python object, for analyses of millions of rows with few distinct values.
+        """
         name = _describe(spec)
         if progress:
             progress(0.0, f"reading {name}")
@@ -58,7 +67,9 @@ class DatasetLoader:
         rows = data.table.num_rows
         if progress:
             progress(0.6, f"read {rows} rows; profiling")
-        frame = data.table.to_pandas(split_blocks=True, self_destruct=True)
+        frame = data.table.to_pandas(
+            split_blocks=True, self_destruct=True, strings_to_categorical=categorical_strings
+        )
         columns = profile_columns(frame)
         return LoadedDataset(
             frame=frame,
