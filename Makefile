@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install serve worker test lint format bench bench-training clean
+.PHONY: install serve worker test lint format bench bench-training bench-analysis clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: install ## job-overhead benchmark for both runners
 
 bench-training: install ## auto vs FLAML vs RF-TPE, 60 s per search (about 20 minutes)
 	$(BIN)/python bench/training.py --budget 60
+
+bench-analysis: install ## the three analyses at their target sizes beside the naive way
+	$(BIN)/python bench/analysis.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

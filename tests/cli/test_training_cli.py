@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
-from typer.testing import CliRunner
 
-from mlworker.cli import app
 from tests.conftest import SettingsFactory
 from tests.support import live_server
 from tests.training.data import churn
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("MLWORKER_URL", "MLWORKER_API_KEY", "COLUMNS"):
-        monkeypatch.delenv(name, raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, list(args), env={"COLUMNS": "120"})
-
-    yield invoke
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from mlworker import __version__
 from mlworker.api.metrics import ApiMetrics
 from mlworker.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from mlworker.api.problems import install_problem_handlers
-from mlworker.api.routes import datasets, health, jobs, models, training, tuning
+from mlworker.api.routes import analysis, datasets, health, jobs, models, training, tuning
 from mlworker.config import Settings, load_settings
 from mlworker.logs import configure_logging
 from mlworker.services.container import Services
@@ -68,4 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(training.router)
     app.include_router(tuning.router)
     app.include_router(models.router)
+    app.include_router(analysis.router)
     return app

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlworker.cli import datasets, jobs, training
+from mlworker.cli import analysis, datasets, jobs, training
 from mlworker.cli.client import fail
 from mlworker.config import Settings, load_settings
 from mlworker.errors import ConfigurationError, MLWorkerError
@@ -27,6 +27,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(datasets.app, name="datasets")
 app.command("train")(training.train)
 app.command("optimize")(training.optimize)
+app.command("analyze")(analysis.analyze)
 
 
 if TYPE_CHECKING:

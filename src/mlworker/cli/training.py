@@ -41,7 +41,7 @@ class Backend(Protocol):
         """Upload ``path``; return its dataset id."""
 
     def submit(self, kind: str, params: dict[str, Any]) -> str:
-        """Submit a ``train`` or ``optimize`` request; return the job id."""
+        """Submit ``train``, ``optimize`` or ``analyze/<analysis>``; return the job id."""
 
     def status(self, job_id: str) -> dict[str, Any]:
         """Return ``status``, ``progress`` (fraction, message), ``result`` and ``error``."""
@@ -63,10 +63,9 @@ class RemoteBackend:
         return str(dataset["datasetId"])
 
     def submit(self, kind: str, params: dict[str, Any]) -> str:
-        """``POST /train`` or ``/optimize`` with ``async: true``."""
-        return str(
-            self._client.request("POST", f"/{kind}", json={**params, "async": True})["jobId"]
-        )
+        """``POST /train`` or ``/optimize`` with ``async: true``; ``POST /analyze/…`` as is."""
+        body = params if kind.startswith("analyze/") else {**params, "async": True}
+        return str(self._client.request("POST", f"/{kind}", json=body)["jobId"])
 
     def status(self, job_id: str) -> dict[str, Any]:
         """``GET /status/{job_id}``."""
@@ -112,7 +111,13 @@ class LocalBackend:
         """Submit the job on the inline runner."""
         from mlworker.services.optimize_request import OptimizeParams
 
-        if kind == "optimize":
+        if kind.startswith("analyze/"):
+            from mlworker.cli.analysis import JOB_OF_PATH
+
+            submission = self._services.analysis.submit(
+                JOB_OF_PATH[kind], params, tenant=self.tenant
+            )
+        elif kind == "optimize":
             submission = self._services.studies.submit(
                 tenant=self.tenant, params=OptimizeParams(**params)
             )
@@ -137,7 +142,8 @@ class LocalBackend:
         self._services.close()
 
 
-def _run(backend: Backend, path: Path, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+def run_job(backend: Backend, path: Path, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Upload ``path``, submit ``kind`` on it, follow the job; exit 1 with the reason on failure."""
     from mlworker.errors import MLWorkerError
 
     try:
@@ -161,7 +167,8 @@ def _follow(backend: Backend, job_id: str) -> dict[str, Any]:
     return follow(lambda: backend.status(job_id), console=console, interval=_POLL_SECONDS)
 
 
-def _backend(local: bool, url: str, api_key: str | None) -> Backend:
+def backend_for(local: bool, url: str, api_key: str | None) -> Backend:
+    """Return this process (``--local``) or the server at ``url`` as the backend."""
     return LocalBackend() if local else RemoteBackend(url, api_key)
 
 
@@ -215,7 +222,7 @@ def train(
         "test_size": test_size,
         "random_state": random_state,
     }
-    result = _run(_backend(local, url, api_key), path, "train", params)
+    result = run_job(backend_for(local, url, api_key), path, "train", params)
     if as_json:
         console.print_json(json.dumps(result))
         return
@@ -261,7 +268,7 @@ def optimize(
         params["timeout"] = timeout
     if scoring is not None:
         params["scoring"] = scoring
-    result = _run(_backend(local, url, api_key), path, "optimize", params)
+    result = run_job(backend_for(local, url, api_key), path, "optimize", params)
     if as_json:
         console.print_json(json.dumps(result))
         return

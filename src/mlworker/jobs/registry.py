@@ -30,6 +30,7 @@ JOB_MODULES: tuple[str, ...] = (
     "mlworker.services.models",
     "mlworker.services.tuning",
     "mlworker.services.search_workers",
+    "mlworker.services.analysis",
 )
 
 

@@ -21,6 +21,9 @@ class Capability:
 #: Every capability ML Worker knows, in the order ``/health`` lists them. Each feature issue
 #: adds its entry together with the code that implements it.
 CAPABILITIES: tuple[Capability, ...] = (
+    Capability("policy_analysis", ("statsmodels", "mlworker.analysis.policies")),
+    Capability("segmentation", ("sklearn", "mlworker.analysis.segmentation")),
+    Capability("content_analysis", ("sklearn", "mlworker.analysis.content")),
     Capability("training", ("sklearn", "skops")),
     Capability("optimization", ("sklearn", "optuna", "skops")),
 )

@@ -8,6 +8,7 @@ from mlworker.config import Settings
 from mlworker.errors import MLWorkerError
 from mlworker.jobs import JobRunner, create_runner
 from mlworker.jobs.reaper import Reaper
+from mlworker.services.analysis import AnalysisService
 from mlworker.services.datasets import DatasetService
 from mlworker.services.jobs import JobService
 from mlworker.services.models import ModelService
@@ -16,6 +17,7 @@ from mlworker.store import migrate
 from mlworker.store.artifacts import ArtifactStore
 from mlworker.store.db import Database
 from mlworker.store.jobs import JobRepository
+from mlworker.store.segments import SegmentAssignmentRepository
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +47,11 @@ class Services:
         self.reaper = Reaper(self.job_repository, self.runner, settings)
         self.models = ModelService(settings, self.db)
         self.studies = StudyService(settings, self.db, self.jobs)
+        self.analysis = AnalysisService(
+            jobs=self.jobs,
+            datasets=self.datasets,
+            assignments=SegmentAssignmentRepository(self.db),
+        )
 
     def start(self) -> None:
         """Create the data root, migrate the store, start the runner and the reaper."""

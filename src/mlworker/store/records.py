@@ -239,3 +239,18 @@ class StudyRecord(Base):
         CheckConstraint("status IN ('running', 'completed', 'failed')", name="status"),
         Index("ix_mlw_studies_tenant_created", "tenant", "created_at"),
     )
+
+
+class SegmentAssignmentRecord(Base):
+    """One row's segment from a segmentation job (``writeAssignments: "table"``)."""
+
+    __tablename__ = "mlw_segment_assignments"
+
+    job_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    row_number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100))
+    row_key: Mapped[str | None] = mapped_column(String(255))
+    cluster_id: Mapped[int] = mapped_column(Integer)
+    segment_name: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_mlw_segment_assignments_tenant_job", "tenant", "job_id"),)
