@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlworker.cli.client import ApiKeyOption, UrlOption, fail
+from mlworker.cli.client import ApiKeyOption, UrlOption, json_object
 from mlworker.cli.training import (
     FileArgument,
     JsonOption,
@@ -110,16 +110,11 @@ def analyze(
     api_key: str | None = ApiKeyOption,
 ) -> None:
     """Run an analysis on a local file and print what it found."""
-    parsed: Any = {}
-    if config is not None:
-        try:
-            parsed = json.loads(config)
-        except json.JSONDecodeError as exc:
-            fail(f"--config is not JSON: {exc}", code=2)
-        if not isinstance(parsed, dict):
-            fail("--config must be a JSON object", code=2)
     result = run_job(
-        backend_for(local, url, api_key), path, f"analyze/{analysis.value}", {"config": parsed}
+        backend_for(local, url, api_key),
+        path,
+        f"analyze/{analysis.value}",
+        {"config": json_object(config, "--config")},
     )
     if as_json:
         console.print_json(json.dumps(result))

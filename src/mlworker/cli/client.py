@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NoReturn
 
 import httpx
@@ -30,6 +31,19 @@ def fail(message: str, code: int = 1) -> NoReturn:
     # Escaped: server details and problem codes ("[not_found]") are text, not rich markup.
     err_console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
+
+
+def json_object(value: str | None, option: str) -> dict[str, Any]:
+    """Parse a JSON-object option (``{}`` when absent); exit 2 naming ``option`` otherwise."""
+    if value is None:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        fail(f"{option} is not JSON: {exc}", code=2)
+    if not isinstance(parsed, dict):
+        fail(f"{option} must be a JSON object", code=2)
+    return parsed
 
 
 class ApiClient:

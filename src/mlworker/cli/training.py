@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlworker.cli.client import ApiClient, ApiKeyOption, UrlOption, fail
+from mlworker.cli.client import ApiClient, ApiKeyOption, UrlOption, fail, json_object
 from mlworker.cli.progress import follow
 
 console = Console()
@@ -207,18 +207,10 @@ def train(
     api_key: str | None = ApiKeyOption,
 ) -> None:
     """Train a model on a local file and print its held-out metrics."""
-    parsed: Any = {}
-    if hyperparams is not None:
-        try:
-            parsed = json.loads(hyperparams)
-        except json.JSONDecodeError as exc:
-            fail(f"--hyperparams is not JSON: {exc}", code=2)
-        if not isinstance(parsed, dict):
-            fail("--hyperparams must be a JSON object", code=2)
     params = {
         "target_column": target,
         "algorithm": algorithm,
-        "hyperparams": parsed,
+        "hyperparams": json_object(hyperparams, "--hyperparams"),
         "test_size": test_size,
         "random_state": random_state,
     }
