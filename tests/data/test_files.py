@@ -215,6 +215,14 @@ def test_read_tsv(tmp_path: Path) -> None:
     assert table.column("b").to_pylist() == ["hello, world", "x"]
 
 
+def test_text_that_is_not_utf8_reads_as_windows_1252(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("id,title\n1,Café crème\n2,plain\n3,€5 off\n".encode("cp1252"))
+    table = _read(path)
+    assert table.schema.field("title").type == pa.string()
+    assert table.column("title").to_pylist() == ["Café crème", "plain", "€5 off"]
+
+
 def test_read_parquet(tmp_path: Path) -> None:
     path = tmp_path / "p.parquet"
     source = pa.table({"a": [1, 2, 3], "b": ["x", "y", None], "c": [0.5, 1.5, 2.5]})
