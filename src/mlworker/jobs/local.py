@@ -103,6 +103,8 @@ def _child_main(
         if job_id is None:
             break
         try:
+            # The time limit counts from here: not while this process was still starting.
+            conn.send(("started", job_id))
             execute_job(job_id, runtime)
         except Exception:  # e.g. the database is down: the reaper retries the job later
             structlog.get_logger(__name__).exception("job execution failed", job_id=job_id)
@@ -226,7 +228,6 @@ class LocalPoolRunner:
             pass
 
     def _dispatch(self) -> None:
-        now = time.monotonic()
         for slot in self._slots:
             if slot.job_id is not None:
                 continue
@@ -241,7 +242,6 @@ class LocalPoolRunner:
                     self._queue.appendleft(job_id)
                 continue
             slot.job_id = job_id
-            slot.deadline = now + self._settings.job_time_limit_seconds
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -270,6 +270,10 @@ class LocalPoolRunner:
                         message = slot.conn.recv()
                         if isinstance(message, tuple) and message[0] == "submit":
                             self._enqueue(message[1])
+                            continue
+                        if isinstance(message, tuple) and message[0] == "started":
+                            limit = self._settings.job_time_limit_seconds
+                            slot.deadline = time.monotonic() + limit
                             continue
                         slot.job_id = None
                         slot.deadline = float("inf")
