@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import statsmodels.api as sm
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
@@ -296,6 +295,9 @@ def _fit(factors: Sequence[Factor], responded: BoolArray, confidence: float) -> 
     kept = _independent_columns(design, names, notes)
     design, names = design[:, kept], [names[i] for i in kept]
     endog = np.column_stack([patterns.successes, patterns.trials - patterns.successes])
+    # Imported here: statsmodels costs every job process ~0.4 s at start-up otherwise.
+    import statsmodels.api as sm
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
