@@ -17,6 +17,7 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 def json_safe(value: Any) -> Any:
@@ -24,10 +25,12 @@ def json_safe(value: Any) -> Any:
 
     Examples
     --------
-    >>> json_safe({"a": float("nan"), "b": np.int64(3), "c": (1.5, float("inf"))})
-    {'a': None, 'b': 3, 'c': [1.5, None]}
+    >>> json_safe({"a": float("nan"), "b": np.int64(3), "c": (1.5, float("inf")), "d": pd.NA})
+    {'a': None, 'b': 3, 'c': [1.5, None], 'd': None}
     """
-    if value is None or isinstance(value, bool | str):
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | str):
         return value
     if isinstance(value, int | np.integer):
         return int(value)

@@ -7,7 +7,6 @@ write every row's segment to a Parquet file under the data root or to ``mlw_segm
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from mlworker.errors import InvalidInput, NotFound, UnknownColumn
 from mlworker.jobs.context import JobContext
 from mlworker.jobs.registry import job_type
 from mlworker.jobs.values import JobStatus
-from mlworker.services.datasets import DatasetService, build_loader
+from mlworker.services.datasets import DatasetService, build_loader, safe_file_name
 from mlworker.services.jobs import JobService, Submission, validation_failed
 from mlworker.store.segments import SegmentAssignmentRepository
 
@@ -37,7 +36,6 @@ Report = Callable[[float, str], None]
 
 #: Share of a job's progress bar spent reading data; the analysis reports the rest.
 _LOADING_SHARE = 0.2
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
 class AnalysisParams(BaseModel):
@@ -178,10 +176,6 @@ def segmentation_job(params: SegmentationParams, context: JobContext) -> dict[st
     return answer
 
 
-def _safe(name: str) -> str:
-    return _UNSAFE.sub("_", name).strip("._") or "tenant"
-
-
 def write_assignments(
     result: SegmentationResult,
     frame: pd.DataFrame,
@@ -194,7 +188,8 @@ def write_assignments(
     names = [result.segment_names[int(label)] for label in labels.tolist()]
     id_column = config.id_column
     if config.write_assignments == "file":
-        relative = f"results/{_safe(context.tenant)}/segments/{context.job_id}.parquet"
+        tenant_folder = safe_file_name(context.tenant, fallback="tenant")
+        relative = f"results/{tenant_folder}/segments/{context.job_id}.parquet"
         path = Path(context.settings.data_root) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         table = pd.DataFrame({"row_number": range(len(labels))})

@@ -28,6 +28,21 @@ from mlworker.store.platform import PlatformTables
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 _STORED_NAME_CHARS = 100
+
+
+def safe_file_name(name: str, *, fallback: str) -> str:
+    """Make ``name`` safe as one path component: odd characters become ``_``, at most 100.
+
+    Examples
+    --------
+    >>> safe_file_name("../Q3 report (final).csv", fallback="upload")
+    'Q3_report_final_.csv'
+    >>> safe_file_name("..", fallback="tenant")
+    'tenant'
+    """
+    return _UNSAFE_NAME.sub("_", name).strip("._")[-_STORED_NAME_CHARS:] or fallback
+
+
 _NAME_CHARS = 255  # the dataset record's name column
 
 
@@ -107,7 +122,7 @@ class DatasetService:
         dataset_id = new_dataset_id()
         # The stored name keeps the suffixes (format and compression are read from it) and
         # stays short enough for any file system.
-        safe_name = _UNSAFE_NAME.sub("_", filename).strip("._")[-_STORED_NAME_CHARS:] or "upload"
+        safe_name = safe_file_name(filename, fallback="upload")
         stored = self._artifacts.put(f"uploads/{tenant}/{dataset_id}/{safe_name}", content)
         try:
             budget = MemoryBudget(int(self._settings.dataset_memory_budget), source=filename)

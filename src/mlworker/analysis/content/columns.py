@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from mlworker.analysis.columns import by_normalized_name, normalized_name
 from mlworker.analysis.content.config import ContentConfig
 from mlworker.data.profile import infer_kind
 from mlworker.data.values import ColumnKind
@@ -100,17 +101,6 @@ _TEXT_PARTS = (
 )
 
 
-def normalized(name: str) -> str:
-    """Column name reduced to lower-case letters and digits, for matching common names.
-
-    Examples
-    --------
-    >>> normalized("Creative_ID")
-    'creativeid'
-    """
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 @dataclass(frozen=True, slots=True)
 class ContentColumns:
     """The resolved column of each role (``None``: the data has no such column)."""
@@ -157,15 +147,13 @@ def _is_stringish(series: pd.Series) -> bool:
 
 
 def _detect(role: str, available: list[str]) -> str | None:
-    by_normal: dict[str, str] = {}
-    for name in available:
-        by_normal.setdefault(normalized(name), name)
+    by_normal = by_normalized_name(available)
     for candidate in _ROLE_NAMES[role]:
         if candidate in by_normal:
             return by_normal[candidate]
     pattern = _ROLE_PATTERNS[role]
     for name in available:
-        if pattern.search(normalized(name)):
+        if pattern.search(normalized_name(name)):
             return name
     return None
 
@@ -175,7 +163,7 @@ def _detect_text_fields(frame: pd.DataFrame, taken: set[str]) -> tuple[str, ...]
     for name in frame.columns:
         if name in taken or not _is_stringish(frame[name]):
             continue
-        key = normalized(name)
+        key = normalized_name(name)
         if key.endswith("id") or key in ("url", "link", "image", "imageurl"):
             continue
         if any(part in key for part in _TEXT_PARTS) or infer_kind(frame[name]) is ColumnKind.TEXT:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from mlworker.serialization import json_safe
 
 #: Per-creative columns of the JSON answer, in order.
 CREATIVE_COLUMNS = (
@@ -27,31 +27,6 @@ CREATIVE_COLUMNS = (
     "days",
     "modelled",
 )
-
-
-def plain(value: Any) -> Any:
-    """``value`` as plain JSON types: numpy scalars unwrapped, NaN, inf and NA as ``None``.
-
-    Examples
-    --------
-    >>> plain({"a": np.float64("nan"), "b": [np.int64(3), (1.5, float("inf"))]})
-    {'a': None, 'b': [3, [1.5, None]]}
-    """
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +150,7 @@ class ContentResult:
             "creativesTruncated": self.creatives_truncated,
             "notes": list(self.notes),
         }
-        return dict(plain(answer))
+        return dict(json_safe(answer))
 
 
 def creative_records(per_creative: pd.DataFrame, limit: int) -> tuple[dict[str, Any], ...]:
@@ -183,4 +158,4 @@ def creative_records(per_creative: pd.DataFrame, limit: int) -> tuple[dict[str, 
     order = np.argsort(-per_creative["impressions"].to_numpy(dtype=np.float64), kind="stable")
     top = per_creative.iloc[order[:limit]]
     records = top[list(CREATIVE_COLUMNS)].to_dict(orient="records")
-    return tuple(plain(record) for record in records)
+    return tuple(json_safe(record) for record in records)

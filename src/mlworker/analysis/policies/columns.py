@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 
+from mlworker.analysis.columns import by_normalized_name
 from mlworker.analysis.policies.config import PolicyConfig
 from mlworker.errors import UnknownColumn
 
@@ -64,10 +64,6 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 REQUIRED_ROLES = ("customer", "timestamp", "outcome")
 OPTIONAL_ROLES = ("channel", "offer")
-
-
-def _normalize_name(name: object) -> str:
-    return re.sub(r"[^0-9a-z]", "", str(name).lower())
 
 
 def _role_names(config: PolicyConfig) -> dict[str, str | None]:
@@ -132,9 +128,7 @@ def resolve_columns(frame: pd.DataFrame, config: PolicyConfig) -> ResolvedColumn
             )
         chosen[role] = name
     taken = {name for name in chosen.values() if name is not None}
-    by_normalized: dict[str, str] = {}
-    for column in available:
-        by_normalized.setdefault(_normalize_name(column), column)
+    by_normalized = by_normalized_name(available)
     for role in (*REQUIRED_ROLES, *OPTIONAL_ROLES):
         if role in chosen:
             continue

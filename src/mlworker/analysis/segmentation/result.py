@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,25 +12,7 @@ from mlworker.analysis.segmentation.dbscan import DensityClustering
 from mlworker.analysis.segmentation.profiles import DistinguishingFeature
 from mlworker.analysis.segmentation.rules import SuggestedRule
 from mlworker.analysis.segmentation.search import KCandidate
-
-
-def plain(value: Any) -> Any:
-    """``value`` with numpy scalars as Python numbers and NaN or infinity as ``None``.
-
-    Examples
-    --------
-    >>> plain({"a": np.float32(0.5), "b": [np.int64(2), float("nan")], "c": (1, np.inf)})
-    {'a': 0.5, 'b': [2, None], 'c': [1, None]}
-    """
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+from mlworker.serialization import json_safe
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -111,7 +91,7 @@ class SegmentationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the job's JSON answer (camelCase; ``labels`` are not part of it)."""
-        answer: dict[str, Any] = plain(
+        answer: dict[str, Any] = json_safe(
             {
                 "k": self.k,
                 "algorithm": self.algorithm,
