@@ -268,3 +268,17 @@ def error_from_code(code: str, message: str, field: str | None = None) -> MLWork
         if cls.code == code:
             return cls(message, field=field)
     return MLWorkerError(message, field=field)
+
+
+class InvalidTransition(Conflict):
+    """A registry lifecycle change the state machine does not allow (draft → champion, …)."""
+
+    code = "invalid_transition"
+    title = "Invalid lifecycle transition"
+
+
+class EngineUnavailable(ServiceUnavailable):
+    """A scoring engine cannot answer now (external endpoint down, circuit breaker open)."""
+
+    code = "engine_unavailable"
+    title = "Scoring engine unavailable"

@@ -1,0 +1,95 @@
+"""Propensity scoring engines (seed 003): one module per engine behind :class:`ScoringEngine`.
+
+``ENGINES`` maps the seed's ``modelType`` to the module implementing it; modules are imported
+on first use, so a process that never scores with gradient-boosted trees never loads their
+compiled kernel, nor an HTTP client for the external endpoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any, cast
+
+from mlworker.engines._base import (
+    CUSTOMER_ID,
+    OFFER_ID,
+    EngineConfig,
+    Explanation,
+    IncrementalEngine,
+    ScoringEngine,
+    as_outcomes,
+    candidate_frame,
+    feature_columns,
+    sigmoid,
+)
+
+#: ``modelType`` → module defining ``Engine`` (a :class:`ScoringEngine`).
+ENGINES: dict[str, str] = {
+    "scorecard": "mlworker.engines.scorecard",
+    "bayesian": "mlworker.engines.bayesian",
+    "logistic_regression": "mlworker.engines.logistic_regression",
+    "gradient_boosted": "mlworker.engines.gradient_boosted",
+    "thompson_bandit": "mlworker.engines.thompson_bandit",
+    "epsilon_greedy": "mlworker.engines.epsilon_greedy",
+    "neural_cf": "mlworker.engines.neural_cf",
+    "online_learner": "mlworker.engines.online_learner",
+    "external_endpoint": "mlworker.engines.external_endpoint",
+}
+
+
+def engine_class(kind: str) -> type[ScoringEngine]:
+    """The engine class of ``kind``.
+
+    Raises
+    ------
+    KeyError
+        ``kind`` is not one of :data:`ENGINES`.
+    """
+    module = importlib.import_module(ENGINES[kind])
+    return cast(type[ScoringEngine], module.Engine)
+
+
+def config_of(kind: str, config: Mapping[str, Any] | None = None) -> EngineConfig:
+    """Validate ``config`` (camelCase or snake_case) against ``kind``'s config model.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A field is unknown or has a bad value.
+    """
+    return engine_class(kind).Config.model_validate(dict(config or {}))
+
+
+def build_engine(
+    kind: str,
+    config: Mapping[str, Any] | EngineConfig | None = None,
+    *,
+    state: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+) -> ScoringEngine:
+    """Construct an engine of ``kind``, restoring ``state`` when given."""
+    cls = engine_class(kind)
+    validated = config if isinstance(config, EngineConfig) else config_of(kind, config)
+    engine = cast(Any, cls)(validated, random_state=random_state)
+    if state:
+        engine.load_state(state)
+    return cast(ScoringEngine, engine)
+
+
+__all__ = [
+    "CUSTOMER_ID",
+    "ENGINES",
+    "OFFER_ID",
+    "EngineConfig",
+    "Explanation",
+    "IncrementalEngine",
+    "ScoringEngine",
+    "as_outcomes",
+    "build_engine",
+    "candidate_frame",
+    "config_of",
+    "engine_class",
+    "feature_columns",
+    "sigmoid",
+]

@@ -1,0 +1,221 @@
+"""The contract every propensity scoring engine obeys (seed 003, "Scoring Engines").
+
+An engine turns customer-offer *candidates* into propensities in ``[0, 1]``. Candidates and
+training interactions have the same shape: a :class:`pandas.DataFrame` with one row per
+customer-offer pair whose columns are the customer's attributes merged with the offer's, plus
+the reserved columns :data:`CUSTOMER_ID` and :data:`OFFER_ID`. Training adds a 0/1 outcome per
+row, passed separately.
+
+The life of an engine, scikit-learn style: the constructor only stores the validated config and
+the seed; :meth:`ScoringEngine.fit` learns from interactions; :meth:`ScoringEngine.score` scores
+many candidates at once; :meth:`ScoringEngine.explain` says why; :meth:`ScoringEngine.state`
+returns the learned parameters as plain JSON (the seed's ``modelState``) and
+:meth:`ScoringEngine.load_state` restores them, so nothing is ever pickled. Engines the seed
+lets learn from single outcomes also implement :class:`IncrementalEngine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+#: Reserved candidate columns: who is scored, and for which offer.
+CUSTOMER_ID = "customerId"
+OFFER_ID = "offerId"
+RESERVED_COLUMNS = (CUSTOMER_ID, OFFER_ID)
+
+
+class EngineConfig(BaseModel):
+    """Base of every engine's configuration: frozen, camelCase, unknown fields refused.
+
+    Field names and defaults follow the seed's tables exactly; the API validates a model's
+    ``config`` against its engine's subclass, so a wrong field is a 422 naming it.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why one candidate got its score (the seed's ``modelExplanation``).
+
+    Parameters
+    ----------
+    engine
+        The engine's ``kind``.
+    score
+        The score explained.
+    details
+        Engine-specific entries, shaped as the seed's "Explanation Details by Engine" table:
+        per-rule evaluations for a scorecard, ``{"field", "contribution"}`` for the Bayesian,
+        linear and tree engines, per-offer draws for bandits, empty where the seed says "not
+        available".
+    confidence
+        ``0..1`` for engines that report one (Bayesian), else ``None``.
+    """
+
+    engine: str
+    score: float
+    details: list[dict[str, Any]] = field(default_factory=list)
+    confidence: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The camelCase JSON body."""
+        body: dict[str, Any] = {"engine": self.engine, "score": self.score, "details": self.details}
+        if self.confidence is not None:
+            body["confidence"] = self.confidence
+        return body
+
+
+@runtime_checkable
+class ScoringEngine(Protocol):
+    """One propensity scoring engine.
+
+    Implementations take ``(config, *, random_state=0)`` in their constructor and store nothing
+    else there. ``kind`` is the seed's ``modelType`` and ``Config`` the engine's
+    :class:`EngineConfig` subclass.
+    """
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[EngineConfig]]
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether the engine has learned anything (an untrained engine still scores)."""
+        ...
+
+    def fit(self, interactions: pd.DataFrame, outcomes: np.ndarray) -> Self:
+        """Learn from scratch from interaction rows and their 0/1 outcomes; return ``self``."""
+        ...
+
+    def score(
+        self, candidates: pd.DataFrame, *, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Propensities in ``[0, 1]``, shape ``(len(candidates),)``, float64.
+
+        ``rng`` drives stochastic engines (bandit draws, exploration); the same ``rng`` seed
+        gives the same scores. Deterministic engines ignore it.
+        """
+        ...
+
+    def explain(
+        self, candidates: pd.DataFrame, *, rng: np.random.Generator | None = None
+    ) -> list[Explanation]:
+        """One :class:`Explanation` per candidate, scores equal to :meth:`score`'s."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """The learned parameters as JSON-safe values (str, int, float, bool, None, list, dict)."""
+        ...
+
+    def load_state(self, state: Mapping[str, Any]) -> Self:
+        """Restore parameters produced by :meth:`state`; return ``self``."""
+        ...
+
+
+@runtime_checkable
+class IncrementalEngine(ScoringEngine, Protocol):
+    """An engine that updates from outcomes without a full retrain."""
+
+    def learn_one(self, candidate: Mapping[str, Any], outcome: float) -> None:
+        """Update from one candidate (a merged attribute mapping incl. ids) and its outcome."""
+        ...
+
+    def update(self, interactions: pd.DataFrame, outcomes: np.ndarray) -> None:
+        """Update from a batch of outcomes, keeping what was learned before."""
+        ...
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """The candidate columns that are features: everything but the reserved ids.
+
+    Examples
+    --------
+    >>> feature_columns(pd.DataFrame({"offerId": ["a"], "age": [30], "customerId": ["c"]}))
+    ['age']
+    """
+    return [str(column) for column in frame.columns if column not in RESERVED_COLUMNS]
+
+
+def candidate_frame(
+    customer_attributes: Mapping[str, Any],
+    offers: Sequence[Mapping[str, Any]],
+    *,
+    customer_id: str | None = None,
+) -> pd.DataFrame:
+    """Candidates for one customer: the customer's attributes merged into each offer's.
+
+    An offer attribute with the same name as a customer attribute wins for that offer's row.
+
+    Parameters
+    ----------
+    customer_attributes
+        Attributes of the customer being scored.
+    offers
+        ``{"id": ..., "attributes": {...}}`` per offer.
+    customer_id
+        Stored in :data:`CUSTOMER_ID` (engines keyed by customer need it).
+
+    Examples
+    --------
+    >>> frame = candidate_frame({"tier": "gold"}, [{"id": "o1", "attributes": {"pct": 50}},
+    ...                                             {"id": "o2", "attributes": {}}], customer_id="c")
+    >>> frame.to_dict("records")[1]
+    {'tier': 'gold', 'pct': nan, 'customerId': 'c', 'offerId': 'o2'}
+    """
+    rows = [
+        {
+            **customer_attributes,
+            **(offer.get("attributes") or {}),
+            CUSTOMER_ID: customer_id,
+            OFFER_ID: str(offer["id"]),
+        }
+        for offer in offers
+    ]
+    return pd.DataFrame.from_records(rows)
+
+
+def as_outcomes(outcomes: Any, length: int) -> np.ndarray:
+    """Outcomes as a float64 vector of 0/1 of the given length.
+
+    Raises
+    ------
+    ValueError
+        The length differs or a value is not 0 or 1.
+
+    Examples
+    --------
+    >>> as_outcomes([1, 0, True], 3)
+    array([1., 0., 1.])
+    """
+    values = np.asarray(outcomes, dtype=np.float64).reshape(-1)
+    if values.shape[0] != length:
+        raise ValueError(f"{values.shape[0]} outcomes for {length} interactions")
+    if not np.isin(values, (0.0, 1.0)).all():
+        raise ValueError("outcomes must be 0 or 1")
+    return values
+
+
+def sigmoid(margin: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function.
+
+    Examples
+    --------
+    >>> sigmoid(np.array([0.0, 800.0, -800.0])).tolist()
+    [0.5, 1.0, 0.0]
+    """
+    margin = np.asarray(margin, dtype=np.float64)
+    out = np.empty_like(margin)
+    positive = margin >= 0
+    out[positive] = 1.0 / (1.0 + np.exp(-margin[positive]))
+    exp = np.exp(margin[~positive])
+    out[~positive] = exp / (1.0 + exp)
+    return out
