@@ -39,7 +39,7 @@ ENGINES: dict[str, str] = {
 
 
 def engine_class(kind: str) -> type[ScoringEngine]:
-    """The engine class of ``kind``.
+    """Return the engine class of ``kind``.
 
     Raises
     ------

@@ -68,7 +68,7 @@ class Explanation:
     confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The camelCase JSON body."""
+        """Return the camelCase JSON body."""
         body: dict[str, Any] = {"engine": self.engine, "score": self.score, "details": self.details}
         if self.confidence is not None:
             body["confidence"] = self.confidence
@@ -113,7 +113,7 @@ class ScoringEngine(Protocol):
         ...
 
     def state(self) -> dict[str, Any]:
-        """The learned parameters as JSON-safe values (str, int, float, bool, None, list, dict)."""
+        """Return the learned parameters as JSON-safe values (str, int, float, list, dict, …)."""
         ...
 
     def load_state(self, state: Mapping[str, Any]) -> Self:
@@ -135,7 +135,7 @@ class IncrementalEngine(ScoringEngine, Protocol):
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """The candidate columns that are features: everything but the reserved ids.
+    """Return the candidate columns that are features: all but the reserved ids.
 
     Examples
     --------
@@ -166,8 +166,8 @@ def candidate_frame(
 
     Examples
     --------
-    >>> frame = candidate_frame({"tier": "gold"}, [{"id": "o1", "attributes": {"pct": 50}},
-    ...                                             {"id": "o2", "attributes": {}}], customer_id="c")
+    >>> offers = [{"id": "o1", "attributes": {"pct": 50}}, {"id": "o2", "attributes": {}}]
+    >>> frame = candidate_frame({"tier": "gold"}, offers, customer_id="c")
     >>> frame.to_dict("records")[1]
     {'tier': 'gold', 'pct': nan, 'customerId': 'c', 'offerId': 'o2'}
     """
@@ -219,3 +219,34 @@ def sigmoid(margin: np.ndarray) -> np.ndarray:
     exp = np.exp(margin[~positive])
     out[~positive] = exp / (1.0 + exp)
     return out
+
+
+def id_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
+    """Factorise an id column: a code per row and the distinct ids as ``str``.
+
+    Codes index the ids; ``-1`` marks a missing id (or every row when the column is absent).
+    Unhashable values (lists, dicts) raise :class:`ValueError`.
+    Ids that differ only in type (``7`` and ``"7"``) are one id. Every engine keyed by ids (both
+    bandits, neural CF) goes through here, so they all agree on what an id is.
+
+    Examples
+    --------
+    >>> codes, ids = id_codes(pd.DataFrame({"offerId": ["a", None, 7, "7", "a"]}), "offerId")
+    >>> codes.tolist(), ids
+    ([0, -1, 1, 1, 0], ['a', '7'])
+    >>> id_codes(pd.DataFrame({"age": [30]}), "offerId")[0].tolist()
+    [-1]
+    """
+    if column not in frame.columns:
+        return np.full(len(frame), -1, dtype=np.intp), []
+    # Factorising first keeps the per-value Python work to the distinct ids.
+    try:
+        codes, uniques = pd.factorize(frame[column].to_numpy(dtype=object))
+    except TypeError as error:
+        raise ValueError(f"{column} values must be plain ids (str or int): {error}") from error
+    ids = [str(value) for value in uniques]
+    if len(set(ids)) < len(ids):
+        merged, distinct = pd.factorize(np.asarray(ids, dtype=object))
+        codes = np.where(codes >= 0, merged[codes], -1)
+        ids = [str(value) for value in distinct]
+    return codes.astype(np.intp), ids
