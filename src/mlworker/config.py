@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     diagnostic_jobs: bool = Field(
         False, validation_alias=_env("MLWORKER_DIAGNOSTIC_JOBS", "diagnostic_jobs")
     )
+    learning_tick_seconds: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_env("MLWORKER_LEARNING_TICK_SECONDS", "learning_tick_seconds"),
+    )
 
     # --- API -----------------------------------------------------------------------------------
     api_keys: Annotated[dict[str, str], NoDecode] = Field(

@@ -13,7 +13,17 @@ from mlworker import __version__
 from mlworker.api.metrics import ApiMetrics
 from mlworker.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from mlworker.api.problems import install_problem_handlers
-from mlworker.api.routes import analysis, datasets, health, jobs, models, training, tuning
+from mlworker.api.routes import (
+    algorithm_models,
+    analysis,
+    datasets,
+    decisioning,
+    health,
+    jobs,
+    models,
+    training,
+    tuning,
+)
 from mlworker.config import Settings, load_settings
 from mlworker.logs import configure_logging
 from mlworker.services.container import Services
@@ -53,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Prefer"],
         )
     app.add_middleware(
@@ -69,4 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tuning.router)
     app.include_router(models.router)
     app.include_router(analysis.router)
+    app.include_router(algorithm_models.router)
+    app.include_router(decisioning.router)
     return app

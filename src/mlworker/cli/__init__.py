@@ -106,6 +106,13 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="Jobs run at once (default MLWORKER_WORKERS).")
     ] = None,
+    beat: Annotated[
+        bool,
+        typer.Option(
+            "--beat",
+            help="Also run Celery beat: ticks scheduled retraining (run it on one worker).",
+        ),
+    ] = False,
 ) -> None:
     """Start a Celery worker for scaled-out mode (needs MLWORKER_BROKER_URL)."""
     from mlworker.jobs.celery_runner import run_worker
@@ -115,7 +122,12 @@ def worker(
     if not settings.broker_url:
         fail("MLWORKER_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0)", code=2)
     configure_logging(settings)
-    run_worker(settings, concurrency=concurrency or settings.workers, loglevel=settings.log_level)
+    run_worker(
+        settings,
+        concurrency=concurrency or settings.workers,
+        loglevel=settings.log_level,
+        beat=beat,
+    )
 
 
 @db_app.command("upgrade")

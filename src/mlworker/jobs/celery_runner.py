@@ -28,6 +28,8 @@ from mlworker.store.db import Database
 log = structlog.get_logger(__name__)
 
 TASK_NAME = "mlworker.execute_job"
+#: Celery beat's periodic task: one tick of the learning scheduler (scheduled retraining).
+LEARNING_TICK_TASK = "mlworker.learning_tick"
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 # Set by ``run_worker`` in the worker's main process; forked pool children inherit it and open
@@ -87,6 +89,20 @@ def create_celery_app(settings: Settings) -> Celery:
         retry_backoff_max=60,
         max_retries=30,
     )(_execute_job_task)
+    app.task(name=LEARNING_TICK_TASK)(_learning_tick_task)
+    from mlworker.services.learning import tick_seconds
+
+    tick = tick_seconds(settings)
+    # Ticks are idempotent (each due slot trains once), so a tick that waited behind long jobs
+    # for a whole interval is dropped rather than run late next to the following one.
+    app.conf.beat_schedule = {
+        "learning-tick": {
+            "task": LEARNING_TICK_TASK,
+            "schedule": tick,
+            "options": {"queue": settings.queue_name, "expires": tick},
+        }
+    }
+    app.conf.beat_schedule_filename = str(settings.data_root / "celerybeat-schedule")
     return app
 
 
@@ -124,6 +140,14 @@ def _publisher(settings: Settings, db: Database) -> Callable[[Job], None]:
 
 def _execute_job_task(job_id: str) -> None:
     execute_job(job_id, _runtime(), time_limit_errors=(SoftTimeLimitExceeded,))
+
+
+def _learning_tick_task() -> int:
+    from mlworker.services.learning import run_learning_tick
+
+    if _worker_settings is None:
+        raise RuntimeError("the Celery worker was not started through `mlworker worker`")
+    return len(run_learning_tick(_worker_settings))
 
 
 @signals.worker_process_init.connect
@@ -173,11 +197,18 @@ class CeleryRunner:
         self._app.close()
 
 
-def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
-    """Start a Celery worker consuming ML Worker jobs (``mlworker worker``)."""
+def run_worker(settings: Settings, *, concurrency: int, loglevel: str, beat: bool = False) -> None:
+    """Start a Celery worker consuming ML Worker jobs (``mlworker worker``).
+
+    With ``beat`` the worker also runs Celery beat, which ticks the learning scheduler; run it
+    on one worker (a second beat only repeats ticks, which submit nothing new).
+    """
     global _worker_settings
     _worker_settings = settings
     app = create_celery_app(settings)
+    if beat:
+        # Beat keeps its schedule state in a file there.
+        settings.data_root.mkdir(parents=True, exist_ok=True)
 
     @signals.setup_logging.connect
     def _keep_our_logging(**_: Any) -> None:
@@ -193,5 +224,6 @@ def run_worker(settings: Settings, *, concurrency: int, loglevel: str) -> None:
             "--without-gossip",
             "--without-mingle",
             "--optimization=fair",
+            *(["--beat"] if beat else []),
         ]
     )

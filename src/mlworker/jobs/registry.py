@@ -31,6 +31,7 @@ JOB_MODULES: tuple[str, ...] = (
     "mlworker.services.tuning",
     "mlworker.services.search_workers",
     "mlworker.services.analysis",
+    "mlworker.services.algorithm_training",
 )
 
 

@@ -26,6 +26,10 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("content_analysis", ("sklearn", "mlworker.analysis.content")),
     Capability("training", ("sklearn", "skops")),
     Capability("optimization", ("sklearn", "optuna", "skops")),
+    Capability("propensity_scoring", ("mlworker.engines", "mlworker.decisioning")),
+    # Gradient-boosted scoring models train with LightGBM (the boosting extra); they score
+    # from their exported tree JSON with the compiled kernel, so scoring needs only numba.
+    Capability("gradient_boosted_training", ("lightgbm", "numba")),
 )
 
 

@@ -8,15 +8,24 @@ from mlworker.config import Settings
 from mlworker.errors import MLWorkerError
 from mlworker.jobs import JobRunner, create_runner
 from mlworker.jobs.reaper import Reaper
+from mlworker.services.algorithm_models import AlgorithmModelService
 from mlworker.services.analysis import AnalysisService
 from mlworker.services.datasets import DatasetService
+from mlworker.services.decisioning import DecisioningService, ShadowLog
 from mlworker.services.jobs import JobService
+from mlworker.services.learning import LearningScheduler, tick_seconds
 from mlworker.services.models import ModelService
+from mlworker.services.outcomes import OutcomeService
 from mlworker.services.studies import StudyService
 from mlworker.store import migrate
 from mlworker.store.artifacts import ArtifactStore
 from mlworker.store.db import Database
 from mlworker.store.jobs import JobRepository
+from mlworker.store.outcomes import (
+    OutcomeRepository,
+    ScheduledTrainingRepository,
+    ShadowScoreRepository,
+)
 from mlworker.store.segments import SegmentAssignmentRepository
 
 log = structlog.get_logger(__name__)
@@ -52,6 +61,20 @@ class Services:
             datasets=self.datasets,
             assignments=SegmentAssignmentRepository(self.db),
         )
+        self.algorithm_models = AlgorithmModelService(settings, self.db, self.jobs)
+        outcome_log = OutcomeRepository(self.db)
+        self.decisioning = DecisioningService(
+            models=self.algorithm_models,
+            outcomes=outcome_log,
+            shadow_log=ShadowLog(ShadowScoreRepository(self.db)),
+        )
+        self.outcomes = OutcomeService(models=self.algorithm_models, outcomes=outcome_log)
+        self.learning = LearningScheduler(
+            models=self.algorithm_models,
+            outcomes=outcome_log,
+            schedules=ScheduledTrainingRepository(self.db),
+            tick_seconds=tick_seconds(settings),
+        )
 
     def start(self) -> None:
         """Create the data root, migrate the store, start the runner and the reaper."""
@@ -59,6 +82,10 @@ class Services:
         migrate.upgrade(self.db)
         self.runner.start()
         self.reaper.start()
+        self.decisioning.shadow_log.start()
+        if self.settings.executor != "celery":
+            # Scaled out, Celery beat ticks the scheduler (`mlworker worker --beat`).
+            self.learning.start()
         log.info(
             "services started",
             executor=self.settings.executor,
@@ -79,6 +106,8 @@ class Services:
 
     def close(self) -> None:
         """Stop the reaper and the runner, close connections."""
+        self.learning.close()
+        self.decisioning.shadow_log.close()
         self.reaper.close()
         self.runner.close()
         self.db.dispose()

@@ -39,7 +39,18 @@ NAMING_CONVENTION = {
 }
 
 JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-MODEL_STATUSES = ("draft", "training", "active", "failed", "deleted")
+#: ``failed``/``deleted`` belong to trained estimators; the rest are the seed's algorithm-model
+#: statuses (``paused``, ``archived`` and ``error`` added by migration 0004).
+MODEL_STATUSES = (
+    "draft",
+    "training",
+    "active",
+    "paused",
+    "archived",
+    "error",
+    "failed",
+    "deleted",
+)
 REGISTRY_STATUSES = ("draft", "shadow", "challenger", "champion", "archived")
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -142,7 +153,7 @@ class ModelRecord(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(100))
-    key: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(50))
     family: Mapped[str] = mapped_column(String(200))
@@ -150,6 +161,11 @@ class ModelRecord(Base):
     status: Mapped[str] = mapped_column(String(16))
     registry_status: Mapped[str] = mapped_column(String(16))
     latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Algorithm models (kind "algorithm_model", migration 0004); other kinds leave them empty.
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    model_type: Mapped[str | None] = mapped_column(String(50))
+    spec: Mapped[dict[str, Any] | None]
+    metrics_history: Mapped[list[Any] | None] = mapped_column(JSONType)
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -191,6 +207,25 @@ class ModelVersionRecord(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "version", name="uq_mlw_model_versions_model_version"),
     )
+
+
+class EngineStateRecord(Base):
+    """The live learned parameters (``modelState``) of one algorithm model.
+
+    ``revision`` grows with every change (a training, a batch of outcomes, a reset, a config
+    edit), so a process caching a built engine knows from one small read whether it is current.
+    """
+
+    __tablename__ = "mlw_engine_states"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("mlw_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant: Mapped[str] = mapped_column(String(100))
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[dict[str, Any]]
+    pending_updates: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
 
 
 class AuditLogRecord(Base):
@@ -254,3 +289,108 @@ class SegmentAssignmentRecord(Base):
     segment_name: Mapped[str] = mapped_column(String(255))
 
     __table_args__ = (Index("ix_mlw_segment_assignments_tenant_job", "tenant", "job_id"),)
+
+
+#: Row ids of the append-only logs: 64-bit on PostgreSQL, SQLite's rowid alias there.
+LogId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class OutcomeRecord(Base):
+    """One recorded outcome (``POST /api/v1/outcomes``, migration 0005): the outcome log.
+
+    ``buffered`` marks outcomes an auto-learning model applies in batches; ``claimed_at`` is set
+    while one process applies them and ``applied_revision`` (the engine state revision that
+    includes them) once it has. Outcomes of scheduled learners stay unbuffered: a retraining
+    reads the whole log.
+    """
+
+    __tablename__ = "mlw_outcomes"
+
+    id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str | None] = mapped_column(String(40))
+    model_key: Mapped[str] = mapped_column(String(255))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    offer_id: Mapped[str] = mapped_column(String(255))
+    outcome: Mapped[float] = mapped_column(Float)
+    outcome_type: Mapped[str | None] = mapped_column(String(100))
+    customer_attributes: Mapped[dict[str, Any]]
+    offer_attributes: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    buffered: Mapped[bool] = mapped_column(Boolean, default=False)
+    claimed_at: Mapped[datetime | None]
+    applied_revision: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant", "idempotency_key", name="uq_mlw_outcomes_tenant_idempotency_key"
+        ),
+        CheckConstraint("outcome IN (0, 1)", name="outcome"),
+        Index("ix_mlw_outcomes_tenant_model_occurred", "tenant", "model_key", "occurred_at"),
+        Index("ix_mlw_outcomes_tenant_offer", "tenant", "offer_id"),
+        # Only the not-yet-applied buffered outcomes: counting them stays cheap however long
+        # the log grows.
+        Index(
+            "ix_mlw_outcomes_pending",
+            "tenant",
+            "model_key",
+            "id",
+            sqlite_where=text("buffered = 1 AND applied_revision IS NULL"),
+            postgresql_where=text("buffered AND applied_revision IS NULL"),
+        ),
+    )
+
+
+class OfferEvidenceRecord(Base):
+    """Running tallies of an offer's recorded outcomes: the evidence behind smoothing and ramp.
+
+    Kept up to date in the transaction that records outcomes, so scoring reads one row per
+    offer instead of counting the log.
+    """
+
+    __tablename__ = "mlw_offer_evidence"
+
+    tenant: Mapped[str] = mapped_column(String(100), primary_key=True)
+    offer_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    interactions: Mapped[int] = mapped_column(BigInteger)
+    positives: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+class ShadowScoreRecord(Base):
+    """What a shadow model scored for a served candidate; shadow scores are never served."""
+
+    __tablename__ = "mlw_shadow_scores"
+
+    id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[str] = mapped_column(String(100))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    offer_id: Mapped[str] = mapped_column(String(255))
+    model_key: Mapped[str] = mapped_column(String(255))
+    model_id: Mapped[str | None] = mapped_column(String(40))
+    score: Mapped[float] = mapped_column(Float)
+    served_model_key: Mapped[str | None] = mapped_column(String(255))
+    served_score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_mlw_shadow_scores_tenant_model_created", "tenant", "model_key", "created_at"),
+    )
+
+
+class ScheduledTrainingRecord(Base):
+    """The latest schedule slot a scheduled learner was submitted for (one row per model)."""
+
+    __tablename__ = "mlw_scheduled_trainings"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("mlw_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant: Mapped[str] = mapped_column(String(100))
+    last_slot: Mapped[datetime]
+    job_id: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[datetime]
