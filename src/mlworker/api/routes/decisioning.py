@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Depends, Response
+from fastapi.responses import JSONResponse
 
 from mlworker.api.routes.jobs import IdempotencyKey
 from mlworker.api.security import ServicesDep, TenantDep, authenticate
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/api/v1", tags=["decisioning"], dependencies=[Depends
 @router.post("/score")
 def score_offers(
     body: Annotated[ScoreRequest, Body()], tenant: TenantDep, services: ServicesDep
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Score candidate offers for one customer.
 
     Per offer: model resolution (champion/challenger, offer → category → channel → default),
@@ -32,9 +33,11 @@ def score_offers(
     ``score``, highest first.
     """
     request_id = structlog.contextvars.get_contextvars().get("request_id")
-    return services.decisioning.score(
+    answer = services.decisioning.score(
         body, tenant=tenant, request_id=str(request_id) if request_id else None
     )
+    # Plain JSON already; rendering it directly skips re-validating an untyped dict (hot path).
+    return JSONResponse(answer)
 
 
 @router.post("/outcomes", status_code=201)
