@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install serve worker test lint format bench bench-training bench-analysis clean
+.PHONY: install serve worker test lint format bench bench-training bench-analysis bench-scoring clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-training: install ## auto vs FLAML vs RF-TPE, 60 s per search (about 20 mi
 
 bench-analysis: install ## the three analyses at their target sizes beside the naive way
 	$(BIN)/python bench/analysis.py
+
+bench-scoring: install ## tree-JSON scorer vs LightGBM predict; scoring API latency at 200 req/s
+	$(BIN)/python bench/scoring.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

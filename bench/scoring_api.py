@@ -212,12 +212,12 @@ def run(options: Options) -> dict[str, Any]:
             )
             with httpx.Client(base_url=url, timeout=30, trust_env=False) as client:
                 model_id = prepare_model(client, options.training_rows)
-                score = ("POST", f"/api/v1/algorithm-models/{model_id}/score", None)
+                path = f"/api/v1/algorithm-models/{model_id}/score"
                 body = score_body(options.offers, seed=1)
-                score = (score[0], score[1], body)
+                score: tuple[str, str, dict[str, Any] | None] = ("POST", path, body)
                 for _ in range(50):  # warm caches: engine load, first requests
-                    client.post(score[1], json=body).raise_for_status()
-            trivial = ("GET", "/health", None)
+                    client.post(path, json=body).raise_for_status()
+            trivial: tuple[str, str, dict[str, Any] | None] = ("GET", "/health", None)
             results = {
                 "score": open_loop(url, score, rate=options.rate, seconds=options.seconds),
                 "trivial": open_loop(url, trivial, rate=options.rate, seconds=options.seconds),

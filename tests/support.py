@@ -62,6 +62,9 @@ def settings_for(root: Path, **overrides: Any) -> Settings:
         "heartbeat_seconds": 0.5,
         "heartbeat_timeout_seconds": 3.0,
         "log_format": "json",
+        # Inline jobs change models in the test's own process a moment before it scores them;
+        # the scoring cache has its own tests.
+        "scoring_cache_seconds": 0.0,
     }
     values.update(overrides)
     Path(values["data_root"]).mkdir(parents=True, exist_ok=True)

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     diagnostic_jobs: bool = Field(
         False, validation_alias=_env("MLWORKER_DIAGNOSTIC_JOBS", "diagnostic_jobs")
     )
+    scoring_cache_seconds: float = Field(
+        0.5,
+        ge=0,
+        validation_alias=_env("MLWORKER_SCORING_CACHE_SECONDS", "scoring_cache_seconds"),
+    )
     learning_tick_seconds: float = Field(
         60.0,
         gt=0,

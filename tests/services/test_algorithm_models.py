@@ -18,11 +18,12 @@ from mlworker.errors import (
     Conflict,
     EngineUnavailable,
     InvalidInput,
+    NotFound,
     ValidationFailed,
 )
 from mlworker.jobs.values import JobStatus
 from mlworker.registry.values import REDACTED, AlgorithmModel
-from mlworker.services.algorithm_engines import EngineCache
+from mlworker.services.algorithm_engines import EngineCache, RecentReads
 from mlworker.services.algorithm_requests import ModelType
 from mlworker.services.algorithm_training import (
     binary_metrics,
@@ -92,6 +93,55 @@ def test_engine_cache_keeps_the_newest_revision_and_evicts_the_oldest() -> None:
     cache.get("a", 2)  # a is now the most recently used
     cache.put("c", 1, engines[3])
     assert cache.get("b", 1) is None and cache.get("a", 2) is engines[1]
+
+
+def test_recent_reads_expire_and_can_be_forgotten() -> None:
+    now = [0.0]
+    reads: RecentReads[int] = RecentReads(0.5, size=2, clock=lambda: now[0])
+    reads.put("a", 1)
+    now[0] = 0.49
+    assert reads.get("a") == 1
+    now[0] = 0.5
+    assert reads.get("a") is None
+    reads.put("a", 2)
+    reads.put("b", 3)
+    reads.put("c", 4)  # over size: the oldest goes
+    assert reads.get("a") is None and reads.get("c") == 4
+    reads.discard("c")
+    assert reads.get("c") is None and reads.get("b") == 3
+    reads.discard()
+    assert reads.get("b") is None
+    off: RecentReads[int] = RecentReads(0.0)
+    off.put("a", 1)
+    assert off.get("a") is None
+
+
+def test_scoring_reuses_reads_briefly_and_forgets_its_own_changes(make_settings) -> None:
+    offers = [{"id": "o1", "attributes": {}}]
+    scorer = Services(make_settings(scoring_cache_seconds=60.0))
+    scorer.start()
+    other = Services(make_settings(scoring_cache_seconds=0.0))  # another process, in effect
+    try:
+        model = create(scorer, "cached", "scorecard", config={"baseScore": 50})
+        models = scorer.algorithm_models
+
+        def served() -> float:
+            answer = models.score(model.id, {}, offers, tenant=TENANT, explain=False)
+            return float(answer["scores"][0]["score"])
+
+        assert served() == pytest.approx(0.5)
+        other.algorithm_models.update(
+            model.id, {"config": {"baseScore": 75}}, tenant=TENANT, actor="test"
+        )
+        # Another process's edit shows once the remembered read expires, not before.
+        assert served() == pytest.approx(0.5)
+        models.update(model.id, {"config": {"baseScore": 85}}, tenant=TENANT, actor="test")
+        assert served() == pytest.approx(0.8909, abs=1e-4)  # this process's own edit: at once
+        with pytest.raises(NotFound):
+            models.score(model.id, {}, offers, tenant="someone-else", explain=False)
+    finally:
+        other.close()
+        scorer.close()
 
 
 def test_the_engine_is_reused_until_its_state_revision_changes(services: Services) -> None:

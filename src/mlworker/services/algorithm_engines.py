@@ -9,9 +9,10 @@ by the next request that reads it.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,8 @@ from mlworker.services.jobs import validation_failed
 
 #: Built engines kept per process.
 ENGINE_CACHE_SIZE = 256
+
+T = TypeVar("T")
 
 
 class EngineCache:
@@ -65,6 +68,59 @@ class EngineCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._engines)
+
+
+class RecentReads(Generic[T]):
+    """Values read from the store, reused for ``seconds`` after the read (0 turns reuse off).
+
+    The scoring hot path would otherwise read a model's row and state revision on every
+    request. A server process forgets an entry at once when it changes the model itself;
+    changes made by other processes (training jobs, other replicas) show within ``seconds``.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        *,
+        size: int = ENGINE_CACHE_SIZE * 4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._seconds = seconds
+        self._size = size
+        self._clock = clock
+        self._values: OrderedDict[str, tuple[float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> T | None:
+        """Return the value read for ``key`` less than ``seconds`` ago, if any."""
+        if self._seconds <= 0:
+            return None
+        with self._lock:
+            found = self._values.get(key)
+            if found is None:
+                return None
+            if self._clock() - found[0] >= self._seconds:
+                del self._values[key]
+                return None
+            return found[1]
+
+    def put(self, key: str, value: T) -> None:
+        """Remember ``value`` as read now."""
+        if self._seconds <= 0:
+            return
+        with self._lock:
+            self._values[key] = (self._clock(), value)
+            self._values.move_to_end(key)
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+
+    def discard(self, key: str | None = None) -> None:
+        """Forget ``key`` (every key when ``None``)."""
+        with self._lock:
+            if key is None:
+                self._values.clear()
+            else:
+                self._values.pop(key, None)
 
 
 def is_incremental(model_type: str) -> bool:

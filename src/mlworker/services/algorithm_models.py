@@ -39,6 +39,7 @@ from mlworker.registry.values import (
 )
 from mlworker.services.algorithm_engines import (
     EngineCache,
+    RecentReads,
     engine_config,
     initial_state,
     is_incremental,
@@ -85,6 +86,16 @@ class AlgorithmModelService:
         self._promotions = PromotionRepository(db)
         self._jobs = jobs
         self._engines = EngineCache()
+        # The scoring path's reads (model row, state revision), reused briefly: see RecentReads.
+        self._recent_models: RecentReads[AlgorithmModel] = RecentReads(
+            settings.scoring_cache_seconds
+        )
+        self._recent_revisions: RecentReads[int] = RecentReads(settings.scoring_cache_seconds)
+
+    def _forget(self, model_id: str | None = None) -> None:
+        """Drop what the scoring path remembers of ``model_id`` (of every model when ``None``)."""
+        self._recent_models.discard(model_id)
+        self._recent_revisions.discard(model_id)
 
     # --- CRUD ----------------------------------------------------------------------------------
 
@@ -196,15 +207,18 @@ class AlgorithmModelService:
         changes, new_revision = update_changes(current, request)
         if not changes:
             return current
-        return self._repository.update(
+        updated = self._repository.update(
             model_id, tenant=tenant, actor=actor, changes=changes, new_revision=new_revision
         )
+        self._forget(model_id)
+        return updated
 
     def delete(self, model_id: str, *, tenant: str, actor: str) -> None:
         """Delete the model, its state, versions and their artifacts (the audit log stays)."""
         self.get(model_id, tenant=tenant)
         uris = self._repository.delete(model_id, tenant=tenant, actor=actor)
         self._engines.discard(model_id)
+        self._forget(model_id)
         artifacts = ArtifactStore(self._settings.artifacts)
         for uri in uris:
             artifacts.delete(uri)
@@ -219,9 +233,12 @@ class AlgorithmModelService:
         EngineUnavailable
             The engine cannot be built (not installed, or a state it cannot load).
         """
-        revision = self._states.revision(model.id)
+        revision = self._recent_revisions.get(model.id)
         if revision is None:
-            raise NotFound(f"algorithm model {model.id} not found", field="id")
+            revision = self._states.revision(model.id)
+            if revision is None:
+                raise NotFound(f"algorithm model {model.id} not found", field="id")
+            self._recent_revisions.put(model.id, revision)
         return self._engine_at(model, revision)[0]
 
     def _engine_at(self, model: AlgorithmModel, revision: int) -> tuple[ScoringEngine, int]:
@@ -267,7 +284,10 @@ class AlgorithmModelService:
         Conflict
             The model is archived (archived models are never scored).
         """
-        model = self.get(model_id, tenant=tenant)
+        model = self._recent_models.get(model_id)
+        if model is None or model.tenant != tenant:
+            model = self.get(model_id, tenant=tenant)
+            self._recent_models.put(model_id, model)
         if model.registry_status == "archived":
             raise Conflict(
                 f"algorithm model {model.key!r} is archived; archived models are never scored",
@@ -332,6 +352,7 @@ class AlgorithmModelService:
                 ) from exc
             revision = live.replace(engine.state(), applied_updates=len(values))
         self._engines.put(model_id, revision, engine)
+        self._forget(model_id)
         return revision
 
     # --- training ------------------------------------------------------------------------------
@@ -408,12 +429,13 @@ class AlgorithmModelService:
         promoted, _ = self._promotions.promote(
             model_id, tenant=tenant, to=to, actor=actor, reason=reason, demote_to=demote_to
         )
+        self._forget()  # the promoted model and any champion it displaced
         return promoted
 
     def reset_learning(self, model_id: str, *, tenant: str, actor: str) -> AlgorithmModel:
         """Forget everything learned: the untrained state as a new revision, audited."""
         model = self.get(model_id, tenant=tenant)
-        return self._states.replace_state(
+        reset = self._states.replace_state(
             model_id,
             tenant=tenant,
             actor=actor,
@@ -421,6 +443,8 @@ class AlgorithmModelService:
             action="algorithm_model.reset_learning",
             reason="learning reset on request",
         )
+        self._forget(model_id)
+        return reset
 
     def model_state(self, model_id: str, *, tenant: str) -> dict[str, Any]:
         """Return the model's live learned state (the seed's ``modelState``)."""

@@ -67,6 +67,7 @@ class Services:
             models=self.algorithm_models,
             outcomes=outcome_log,
             shadow_log=ShadowLog(ShadowScoreRepository(self.db)),
+            registry_ttl=settings.scoring_cache_seconds,
         )
         self.outcomes = OutcomeService(models=self.algorithm_models, outcomes=outcome_log)
         self.learning = LearningScheduler(
