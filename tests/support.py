@@ -140,12 +140,15 @@ def live_server(settings: Settings) -> Iterator[str]:
 class CeleryWorker:
     """A ``mlworker worker`` subprocess in its own process group."""
 
-    def __init__(self, settings: Settings, log_path: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, concurrency: int = 2, *, beat: bool = False
+    ) -> None:
         self.log_path = log_path
         env = {**os.environ, **settings_env(settings), "MLWORKER_LOG_FORMAT": "json"}
         self._log = log_path.open("ab")
+        command = [sys.executable, "-m", "mlworker", "worker", "--concurrency", str(concurrency)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlworker", "worker", "--concurrency", str(concurrency)],
+            [*command, *(["--beat"] if beat else [])],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -22,7 +22,7 @@ from mlworker.services.learning import (
 )
 from mlworker.services.outcomes import OutcomesRequest
 from mlworker.store.outcomes import OutcomeRepository, ScheduledTrainingRepository
-from mlworker.store.records import ModelRecord, utcnow
+from mlworker.store.records import JobRecord, ModelRecord, utcnow
 
 TRAINING_JOB = "algorithm_training"
 
@@ -139,6 +139,27 @@ def test_a_due_model_is_submitted_once_per_slot(services: Services) -> None:
     assert again.slot == run.slot + timedelta(days=1)
     assert len(training_jobs(services)) == 2
     assert wait_for(services, again.job_id) is JobStatus.COMPLETED
+
+
+def test_a_slot_waits_while_the_previous_training_is_unfinished(services: Services) -> None:
+    model = scheduled_model(services)
+    record(services, "lr", 120)
+    now = utcnow()
+    [run] = services.learning.tick(now + timedelta(days=1))
+    assert wait_for(services, run.job_id) is JobStatus.COMPLETED
+    record(services, "lr", 5, start=500)
+    # As if that training were still running when the next slot comes (a slow job).
+    with services.db.session() as session:
+        row = session.get(JobRecord, run.job_id)
+        assert row is not None
+        row.status = "running"
+    assert services.learning.tick(now + timedelta(days=2)) == []
+    with services.db.session() as session:
+        row = session.get(JobRecord, run.job_id)
+        assert row is not None
+        row.status = "completed"
+    [later] = services.learning.tick(now + timedelta(days=2))
+    assert later.model_id == model.id and later.slot == run.slot + timedelta(days=1)
 
 
 def test_concurrent_ticks_submit_one_training(services: Services) -> None:

@@ -188,6 +188,9 @@ class LearningScheduler:
         self, candidate: ScheduledModel, config: LearningConfig, now: datetime
     ) -> ScheduledRun | None:
         assert config.schedule is not None
+        # A training slower than the schedule would otherwise overlap the next on the same data.
+        if candidate.last_job_active:
+            return None
         last_run = max(
             moment
             for moment in (candidate.created_at, candidate.last_trained_at, candidate.last_slot)

@@ -16,12 +16,15 @@ from sqlalchemy import func, select, update
 
 from mlworker.store.db import Database
 from mlworker.store.records import (
+    JobRecord,
     ModelRecord,
     ModelVersionRecord,
     ScheduledTrainingRecord,
     utcnow,
 )
 
+#: Job statuses of a training that has not finished yet.
+_ACTIVE_JOB_STATUSES = ("queued", "running")
 #: Model statuses whose models never learn on a schedule.
 _RETIRED_STATUSES = ("deleted", "archived", "paused")
 
@@ -46,6 +49,8 @@ class ScheduledModel:
     created_at: datetime
     last_trained_at: datetime | None
     last_slot: datetime | None
+    #: Whether the training submitted for the last slot is still queued or running.
+    last_job_active: bool = False
 
 
 class ScheduledTrainingRepository:
@@ -74,8 +79,10 @@ class ScheduledTrainingRepository:
                 ModelRecord.created_at,
                 last_trained,
                 ScheduledTrainingRecord.last_slot,
+                JobRecord.status,
             )
             .outerjoin(ScheduledTrainingRecord, ScheduledTrainingRecord.model_id == ModelRecord.id)
+            .outerjoin(JobRecord, JobRecord.id == ScheduledTrainingRecord.job_id)
             .where(
                 ModelRecord.kind == "algorithm_model",
                 ModelRecord.status.not_in(_RETIRED_STATUSES),
@@ -94,8 +101,9 @@ class ScheduledTrainingRepository:
                 created_at=created_at,
                 last_trained_at=_utc(trained_at),
                 last_slot=last_slot,
+                last_job_active=job_status in _ACTIVE_JOB_STATUSES,
             )
-            for model_id, tenant, key, spec, created_at, trained_at, last_slot in rows
+            for model_id, tenant, key, spec, created_at, trained_at, last_slot, job_status in rows
         ]
 
     def claim_slot(self, *, model_id: str, tenant: str, slot: datetime) -> SlotClaim | None:
