@@ -6,7 +6,7 @@ Shared by :mod:`mlworker.engines.thompson_bandit` and :mod:`mlworker.engines.eps
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -136,3 +136,76 @@ class ArmCounts:
                     )
                 target[position] = value
         return counts
+
+
+class ArmBandit:
+    """What both Bernoulli bandits share: their arms, how outcomes reach them, their state.
+
+    Subclasses set ``kind`` and decide how arms become scores.
+    """
+
+    kind: ClassVar[str]
+    arms_: ArmCounts
+
+    @property
+    def total_pulls(self) -> int:
+        """Outcomes observed over all arms."""
+        return self.arms_.total if hasattr(self, "arms_") else 0
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether any outcome has been observed."""
+        return self.total_pulls > 0
+
+    def fit(self, interactions: pd.DataFrame, outcomes: np.ndarray) -> Self:
+        """Forget every arm, then count the outcomes of ``interactions`` per offer.
+
+        Raises
+        ------
+        ValueError
+            Outcomes are not 0/1 or do not match the rows, or a row has no ``offerId``.
+        """
+        arms = ArmCounts()
+        arms.add(interactions, outcomes)
+        self.arms_ = arms
+        return self
+
+    def update(self, interactions: pd.DataFrame, outcomes: np.ndarray) -> None:
+        """Add a batch of outcomes to their offers' arms (unknown offers get a fresh arm).
+
+        Raises
+        ------
+        ValueError
+            As :meth:`fit`; nothing is counted then.
+        """
+        if not hasattr(self, "arms_"):
+            self.arms_ = ArmCounts()
+        self.arms_.add(interactions, outcomes)
+
+    def learn_one(self, candidate: Mapping[str, Any], outcome: float) -> None:
+        """Add one outcome to the arm of ``candidate[offerId]``.
+
+        Raises
+        ------
+        ValueError
+            The candidate has no ``offerId`` or the outcome is not 0/1.
+        """
+        if not hasattr(self, "arms_"):
+            self.arms_ = ArmCounts()
+        self.arms_.add_one(candidate, outcome)
+
+    def state(self) -> dict[str, Any]:
+        """Return ``{"arms": {offerId: {"successes": int, "failures": int}}}``."""
+        arms = getattr(self, "arms_", None) or ArmCounts()
+        return {"arms": arms.to_state()}
+
+    def load_state(self, state: Mapping[str, Any]) -> Self:
+        """Restore the arms written by :meth:`state`.
+
+        Raises
+        ------
+        ValueError
+            The state has no ``arms`` mapping or a count is not a non-negative integer.
+        """
+        self.arms_ = ArmCounts.from_state(state.get("arms"), kind=self.kind)
+        return self

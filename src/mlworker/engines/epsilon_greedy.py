@@ -20,15 +20,14 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from mlworker.engines._arms import ArmCounts
+from mlworker.engines._arms import ArmBandit, ArmCounts
 from mlworker.engines._base import CUSTOMER_ID, OFFER_ID, EngineConfig, Explanation, id_codes
 
 #: Score of an arm that has never been pulled.
@@ -64,7 +63,7 @@ class _Decision:
     epsilon: float
 
 
-class Engine:
+class Engine(ArmBandit):
     """Epsilon-greedy bandit with per-request exploration.
 
     Parameters
@@ -92,58 +91,11 @@ class Engine:
         self.random_state = random_state
 
     @property
-    def is_trained(self) -> bool:
-        """Whether any arm has been pulled."""
-        return self.total_pulls > 0
-
-    @property
-    def total_pulls(self) -> int:
-        """Outcomes observed over all arms."""
-        return self.arms_.total if hasattr(self, "arms_") else 0
-
-    @property
     def epsilon_t(self) -> float:
         """The current exploration probability."""
         config = self.config
         decayed = config.epsilon / (1.0 + config.decay_rate * self.total_pulls)
         return max(config.min_epsilon, decayed)
-
-    def fit(self, interactions: pd.DataFrame, outcomes: np.ndarray) -> Self:
-        """Forget every arm, then count the pulls and successes of each offer.
-
-        Raises
-        ------
-        ValueError
-            Outcomes are not 0/1 or do not match the rows, or a row has no ``offerId``.
-        """
-        arms = ArmCounts()
-        arms.add(interactions, outcomes)
-        self.arms_ = arms
-        return self
-
-    def update(self, interactions: pd.DataFrame, outcomes: np.ndarray) -> None:
-        """Add a batch of outcomes to their offers' arms (unknown offers get a fresh arm).
-
-        Raises
-        ------
-        ValueError
-            As :meth:`fit`; nothing is counted then.
-        """
-        if not hasattr(self, "arms_"):
-            self.arms_ = ArmCounts()
-        self.arms_.add(interactions, outcomes)
-
-    def learn_one(self, candidate: Mapping[str, Any], outcome: float) -> None:
-        """Add one outcome to the arm of ``candidate[offerId]``.
-
-        Raises
-        ------
-        ValueError
-            The candidate has no ``offerId`` or the outcome is not 0/1.
-        """
-        if not hasattr(self, "arms_"):
-            self.arms_ = ArmCounts()
-        self.arms_.add_one(candidate, outcome)
 
     def score(
         self, candidates: pd.DataFrame, *, rng: np.random.Generator | None = None
@@ -204,19 +156,3 @@ class Engine:
         scores = exploit.copy()
         scores[explored] = generator.random(int(explored.sum()))
         return _Decision(scores, pulls, successes, explored, epsilon)
-
-    def state(self) -> dict[str, Any]:
-        """``{"arms": {offerId: {"successes": int, "failures": int}}}``."""
-        arms = getattr(self, "arms_", None) or ArmCounts()
-        return {"arms": arms.to_state()}
-
-    def load_state(self, state: Mapping[str, Any]) -> Self:
-        """Restore the arms written by :meth:`state`.
-
-        Raises
-        ------
-        ValueError
-            The state has no ``arms`` mapping or a count is not a non-negative integer.
-        """
-        self.arms_ = ArmCounts.from_state(state.get("arms"), kind=self.kind)
-        return self

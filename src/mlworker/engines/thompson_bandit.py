@@ -21,14 +21,13 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from mlworker.engines._arms import ArmCounts
+from mlworker.engines._arms import ArmBandit, ArmCounts
 from mlworker.engines._base import OFFER_ID, EngineConfig, Explanation, id_codes
 
 #: Posterior interval reported by :meth:`Engine.explain` (equal-tailed).
@@ -54,7 +53,7 @@ class ThompsonBanditConfig(EngineConfig):
     min_samples: int = Field(default=10, ge=0)
 
 
-class Engine:
+class Engine(ArmBandit):
     """Thompson sampling bandit with a Beta posterior per offer.
 
     Parameters
@@ -82,48 +81,6 @@ class Engine:
     def __init__(self, config: ThompsonBanditConfig, *, random_state: int = 0) -> None:
         self.config = config
         self.random_state = random_state
-
-    @property
-    def is_trained(self) -> bool:
-        """Whether any outcome has been observed."""
-        return hasattr(self, "arms_") and self.arms_.total > 0
-
-    def fit(self, interactions: pd.DataFrame, outcomes: np.ndarray) -> Self:
-        """Forget every arm, then count the outcomes of ``interactions`` per offer.
-
-        Raises
-        ------
-        ValueError
-            Outcomes are not 0/1 or do not match the rows, or a row has no ``offerId``.
-        """
-        arms = ArmCounts()
-        arms.add(interactions, outcomes)
-        self.arms_ = arms
-        return self
-
-    def update(self, interactions: pd.DataFrame, outcomes: np.ndarray) -> None:
-        """Add a batch of outcomes to their offers' arms (unknown offers get a fresh arm).
-
-        Raises
-        ------
-        ValueError
-            As :meth:`fit`; nothing is counted then.
-        """
-        if not hasattr(self, "arms_"):
-            self.arms_ = ArmCounts()
-        self.arms_.add(interactions, outcomes)
-
-    def learn_one(self, candidate: Mapping[str, Any], outcome: float) -> None:
-        """Add one outcome to the arm of ``candidate[offerId]``.
-
-        Raises
-        ------
-        ValueError
-            The candidate has no ``offerId`` or the outcome is not 0/1.
-        """
-        if not hasattr(self, "arms_"):
-            self.arms_ = ArmCounts()
-        self.arms_.add_one(candidate, outcome)
 
     def score(
         self, candidates: pd.DataFrame, *, rng: np.random.Generator | None = None
@@ -181,19 +138,3 @@ class Engine:
         beta = self.config.prior_beta + np.where(exploring, 0, failures)
         samples = generator.beta(alpha, beta) if len(alpha) else np.zeros(0)
         return np.asarray(samples, dtype=np.float64), successes, failures, exploring
-
-    def state(self) -> dict[str, Any]:
-        """``{"arms": {offerId: {"successes": int, "failures": int}}}``."""
-        arms = getattr(self, "arms_", None) or ArmCounts()
-        return {"arms": arms.to_state()}
-
-    def load_state(self, state: Mapping[str, Any]) -> Self:
-        """Restore the arms written by :meth:`state`.
-
-        Raises
-        ------
-        ValueError
-            The state has no ``arms`` mapping or a count is not a non-negative integer.
-        """
-        self.arms_ = ArmCounts.from_state(state.get("arms"), kind=self.kind)
-        return self

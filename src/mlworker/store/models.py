@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from mlworker.errors import NotFound
 from mlworker.registry.values import ModelVersion, RegisteredModel
@@ -12,7 +13,8 @@ from mlworker.store.db import Database
 from mlworker.store.records import AuditLogRecord, ModelRecord, ModelVersionRecord, utcnow
 
 
-def _version(row: ModelVersionRecord) -> ModelVersion:
+def version_value(row: ModelVersionRecord) -> ModelVersion:
+    """Return the registry value of a version row."""
     return ModelVersion(
         model_id=row.model_id,
         version=row.version,
@@ -42,7 +44,7 @@ def _model(row: ModelRecord, version: ModelVersionRecord | None) -> RegisteredMo
         created_by=row.created_by,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        version=_version(version) if version is not None else None,
+        version=version_value(version) if version is not None else None,
     )
 
 
@@ -189,24 +191,31 @@ class ModelRepository:
 
     def audit_trail(self, model_id: str, *, tenant: str) -> list[dict[str, Any]]:
         """Audit rows about one model, oldest first."""
-        query = (
-            select(AuditLogRecord)
-            .where(
-                AuditLogRecord.tenant == tenant,
-                AuditLogRecord.entity_type == "model",
-                AuditLogRecord.entity_id == model_id,
-            )
-            .order_by(AuditLogRecord.id)
-        )
         with self._db.session(write=False) as session:
-            return [
-                {
-                    "actor": row.actor,
-                    "action": row.action,
-                    "before": row.before,
-                    "after": row.after,
-                    "reason": row.reason,
-                    "createdAt": row.created_at.isoformat(),
-                }
-                for row in session.scalars(query)
-            ]
+            return audit_entries(session, tenant=tenant, entity_type="model", entity_id=model_id)
+
+
+def audit_entries(
+    session: Session, *, tenant: str, entity_type: str, entity_id: str
+) -> list[dict[str, Any]]:
+    """Return the audit rows about one entity, oldest first, as camelCase JSON."""
+    query = (
+        select(AuditLogRecord)
+        .where(
+            AuditLogRecord.tenant == tenant,
+            AuditLogRecord.entity_type == entity_type,
+            AuditLogRecord.entity_id == entity_id,
+        )
+        .order_by(AuditLogRecord.id)
+    )
+    return [
+        {
+            "actor": row.actor,
+            "action": row.action,
+            "before": row.before,
+            "after": row.after,
+            "reason": row.reason,
+            "createdAt": row.created_at.isoformat(),
+        }
+        for row in session.scalars(query)
+    ]

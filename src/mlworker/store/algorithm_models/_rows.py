@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
 from mlworker.errors import NotFound
-from mlworker.registry.values import ALGORITHM_MODEL_KIND, AlgorithmModel, ModelVersion
+from mlworker.registry.values import ALGORITHM_MODEL_KIND, AlgorithmModel
 from mlworker.store.records import (
     AuditLogRecord,
     EngineStateRecord,
@@ -44,21 +44,6 @@ def model_value(
         updated_at=row.updated_at,
         created_by=row.created_by,
         pending_updates=pending or 0,
-    )
-
-
-def version_value(row: ModelVersionRecord) -> ModelVersion:
-    return ModelVersion(
-        model_id=row.model_id,
-        version=row.version,
-        artifact_uri=row.artifact_uri,
-        artifact_sha256=row.artifact_sha256,
-        artifact_format=row.artifact_format,
-        params=row.params,
-        metrics=row.metrics,
-        dataset_fingerprint=row.dataset_fingerprint,
-        job_id=row.job_id,
-        created_at=row.created_at,
     )
 
 

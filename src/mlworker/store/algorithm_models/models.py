@@ -19,11 +19,10 @@ from mlworker.store.algorithm_models._rows import (
     one,
     reread,
     snapshot_of,
-    version_value,
 )
 from mlworker.store.db import Database
+from mlworker.store.models import audit_entries, version_value
 from mlworker.store.records import (
-    AuditLogRecord,
     EngineStateRecord,
     ModelRecord,
     ModelVersionRecord,
@@ -123,27 +122,10 @@ class AlgorithmModelRepository:
 
     def audit_trail(self, model_id: str, *, tenant: str) -> list[dict[str, Any]]:
         """Return the audit rows about one model, oldest first (they outlive the model)."""
-        query = (
-            select(AuditLogRecord)
-            .where(
-                AuditLogRecord.tenant == tenant,
-                AuditLogRecord.entity_type == ENTITY_TYPE,
-                AuditLogRecord.entity_id == model_id,
-            )
-            .order_by(AuditLogRecord.id)
-        )
         with self._db.session(write=False) as session:
-            return [
-                {
-                    "actor": row.actor,
-                    "action": row.action,
-                    "before": row.before,
-                    "after": row.after,
-                    "reason": row.reason,
-                    "createdAt": row.created_at.isoformat(),
-                }
-                for row in session.scalars(query)
-            ]
+            return audit_entries(
+                session, tenant=tenant, entity_type=ENTITY_TYPE, entity_id=model_id
+            )
 
     def create(
         self,
