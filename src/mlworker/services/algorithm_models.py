@@ -9,7 +9,6 @@ external endpoint keeps its circuit breaker and response cache across requests.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -142,28 +141,6 @@ class AlgorithmModelService:
         """Return the tenant's model with this key."""
         return self._repository.get_by_key(key, tenant=tenant)
 
-    def list(
-        self,
-        *,
-        tenant: str,
-        model_type: str | None = None,
-        registry_status: str | None = None,
-        family: str | None = None,
-        status: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> builtins.list[AlgorithmModel]:
-        """Return the tenant's models matching every filter given, newest first."""
-        return self.page(
-            tenant=tenant,
-            model_type=model_type,
-            registry_status=registry_status,
-            family=family,
-            status=status,
-            limit=limit,
-            offset=offset,
-        )[0]
-
     def page(
         self,
         *,
@@ -174,7 +151,7 @@ class AlgorithmModelService:
         status: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> tuple[builtins.list[AlgorithmModel], int]:
+    ) -> tuple[list[AlgorithmModel], int]:
         """Return a page of matching models and how many match in all."""
         return self._repository.list_page(
             tenant=tenant,
@@ -451,7 +428,7 @@ class AlgorithmModelService:
         self.get(model_id, tenant=tenant)
         return self._states.live_state(model_id, tenant=tenant).state
 
-    def audit_trail(self, model_id: str, *, tenant: str) -> builtins.list[dict[str, Any]]:
+    def audit_trail(self, model_id: str, *, tenant: str) -> list[dict[str, Any]]:
         """Return the model's audit rows, oldest first (still readable once it is deleted)."""
         if not is_model_id(model_id):
             raise NotFound(f"algorithm model {model_id[:60]!r} not found", field="id")
@@ -464,7 +441,7 @@ class AlgorithmModelService:
         """Return the family's champion, if any."""
         return self._repository.champion(family, tenant=tenant)
 
-    def family_members(self, family: str, *, tenant: str) -> builtins.list[AlgorithmModel]:
+    def family_members(self, family: str, *, tenant: str) -> list[AlgorithmModel]:
         """Return every model of the family, oldest first."""
         return self._repository.family_members(family, tenant=tenant)
 
@@ -479,7 +456,7 @@ class AlgorithmModelService:
         samples = int(model.metrics.get("evidence") or 0) + model.pending_updates
         advice = upgrade_advice(
             model.model_type,
-            rules=len(rules) if isinstance(rules, builtins.list) else None,
+            rules=len(rules) if isinstance(rules, list) else None,
             samples=samples,
             auc=model.metrics.get("auc"),
             evolution=model.spec.get("evolutionConfig"),
