@@ -179,6 +179,16 @@ class Settings(BaseSettings):
         5_000_000, ge=1, validation_alias=_env("MLWORKER_TABLE_ROW_CAP", "table_row_cap")
     )
 
+    # --- egress: outbound calls made on a tenant's behalf ----------------------------------------
+
+    # --- tenant outputs and platform tables ----------------------------------------------------
+
+    # --- uploads and process-wide memory -------------------------------------------------------
+
+    # --- overload, server processes and shutdown -----------------------------------------------
+
+    # --- API documentation and error contract --------------------------------------------------
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _parse_api_keys(cls, value: object) -> object:
