@@ -10,8 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from mlworker import __version__
+from mlworker.api.admission import AdmissionMiddleware
 from mlworker.api.metrics import ApiMetrics
-from mlworker.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from mlworker.api.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    StrictJSONMiddleware,
+)
+from mlworker.api.openapi import install_api_docs
 from mlworker.api.problems import install_problem_handlers
 from mlworker.api.routes import (
     algorithm_models,
@@ -55,10 +61,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Analysis jobs, training, propensity scoring and text classification.",
         lifespan=lifespan,
+        # Served by install_api_docs instead, behind the API key when keys are set.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = ApiMetrics(lambda: app.state.services.job_repository.counts())
     install_problem_handlers(app)
+    install_api_docs(app)
+    # Innermost: sees the body after the size limit has been applied to it.
+    app.add_middleware(StrictJSONMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -70,6 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware,
         limit=int(settings.max_request_bytes),
         upload_limit=int(settings.max_upload_bytes),
+    )
+    # Inside the request context, so a shed request is logged, counted and carries its id.
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_concurrent=settings.max_concurrent_requests,
+        max_queued=settings.max_queued_requests,
+        queue_wait_seconds=settings.queue_wait_seconds,
     )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request context and access log, and request body limits.
+"""Pure ASGI middleware: request context and access log, request body limits, strict JSON.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so the route runs in the same task: context variables the
 authentication dependency binds (``tenant``) are visible to the access log line.
@@ -6,8 +6,12 @@ authentication dependency binds (``tenant``) are visible to the access log line.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import time
 import uuid
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,7 +23,13 @@ log = structlog.get_logger("mlworker.access")
 
 
 class RequestContextMiddleware:
-    """Bind a request id, log one line per request, record request metrics."""
+    """Bind a request id, log one line per request, record request metrics; never drop a 500.
+
+    An exception no handler mapped becomes a 500 problem+json *here*, inside the server's own
+    error middleware: Starlette's ``ServerErrorMiddleware`` would answer and then re-raise, and
+    uvicorn closes a connection whose application raised, without ``Connection: close``, so the
+    client's next keep-alive request failed. Caught here, the connection stays usable.
+    """
 
     def __init__(self, app: ASGIApp, *, metrics: ApiMetrics) -> None:
         self.app = app
@@ -36,17 +46,31 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if response_started:
+                raise  # half an answer is on the wire: only closing the connection is honest
+            log.error("unhandled error", exc_info=exc, path=scope["path"])
+            response = problem(
+                500,
+                "internal_error",
+                "Internal error",
+                "an unexpected error occurred; it has been logged",
+                instance=scope["path"],
+            )
+            await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
@@ -139,3 +163,147 @@ class BodyLimitMiddleware:
             limit_bytes=limit,
         )
         await response(scope, receive, send)
+
+
+class _Rejected:
+    """Stands in, in a parsed document, for a number JSON does not have."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _finite_float(text: str) -> float | _Rejected:
+    value = float(text)
+    return value if math.isfinite(value) else _Rejected(text)
+
+
+# What can make Python's json module accept a body RFC 8259 forbids or decode it into values
+# the rest of the service cannot hold: the constants Infinity/-Infinity/NaN, an exponent or a
+# digit run large enough to overflow a float (1e400), and \u escapes (lone surrogates).
+_SUSPECT_NUMBER = re.compile(rb"[eE][+]?0*[0-9]{3}|[0-9]{300}")
+
+
+def _might_be_suspect(body: bytes) -> bool:
+    return (
+        b"\\u" in body
+        or b"Infinity" in body
+        or b"NaN" in body
+        or _SUSPECT_NUMBER.search(body) is not None
+    )
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _first_invalid(document: Any) -> tuple[str, str] | None:
+    """Return ``(field path, message)`` of the first value JSON cannot carry, in document order."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), document)]
+    while stack:
+        path, value = stack.pop()
+        where = ".".join(path) or "body"
+        if isinstance(value, _Rejected):
+            return where, f"{value.text} is not a JSON number (only finite numbers are accepted)"
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                return where, "string contains a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        elif isinstance(value, dict):
+            for key in value:
+                if _has_surrogate(key):
+                    return where, "object key contains a lone UTF-16 surrogate"
+            stack.extend((path + (str(key),), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(
+                (path + (str(index),), item) for index, item in reversed(list(enumerate(value)))
+            )
+    return None
+
+
+def invalid_json_value(body: bytes) -> tuple[str, str] | None:
+    r"""Find a non-finite number or a lone surrogate in a JSON body.
+
+    Returns ``(field path, message)`` for the first one, ``None`` when the body holds none or is
+    not JSON at all (FastAPI answers syntax errors itself). A cheap byte scan decides whether the
+    body needs a second, strict parse, so ordinary bodies cost next to nothing.
+
+    Examples
+    --------
+    >>> invalid_json_value(b'{"rows": [{"x": 1.5}, {"x": Infinity}]}')[0]
+    'rows.1.x'
+    >>> invalid_json_value(b'{"offers": [{"id": "\\ud800"}]}')[0]
+    'offers.0.id'
+    >>> invalid_json_value(b'{"limit": 1e400}')[0]
+    'limit'
+    >>> invalid_json_value(b'{"name": "NaN", "smile": "\\ud83d\\ude00", "x": 1e30}') is None
+    True
+    """
+    if not _might_be_suspect(body):
+        return None
+    try:
+        document = json.loads(body, parse_constant=_Rejected, parse_float=_finite_float)
+    except (ValueError, RecursionError):
+        return None
+    return _first_invalid(document)
+
+
+class StrictJSONMiddleware:
+    """Refuse JSON request bodies holding ``Infinity``/``NaN``/overflowing numbers or surrogates.
+
+    Python's ``json`` module accepts these; no JSON client should send them and no code behind
+    the API can hold them (a lone surrogate cannot be encoded, a non-finite number breaks NumPy,
+    the database and JSON answers). One check for every route with a JSON body: 422 problem+json
+    naming the field, before any route or service sees the body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
+        media_type = content_type.split(b";", 1)[0].strip()
+        if media_type and not (media_type == b"application/json" or media_type.endswith(b"+json")):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away: let the route see the disconnect
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        found = invalid_json_value(body)
+        if found is not None:
+            field, message_text = found
+            response = problem(
+                422,
+                "validation_error",
+                "Validation failed",
+                f"{field}: {message_text}",
+                field=field,
+                instance=scope["path"],
+                errors=[{"field": field, "message": message_text}],
+            )
+            await response(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

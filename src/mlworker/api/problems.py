@@ -1,8 +1,9 @@
 """RFC 9457 problem details: the one place errors become HTTP responses.
 
 Every error body is ``application/problem+json`` with ``type``, ``title``, ``status``,
-``detail``, a stable ``code``, and ``field`` (dotted path of the offending input) where there is
-one. Validation failures also list every error under ``errors``.
+``detail``, a stable ``code``, ``requestId`` (the ``X-Request-ID`` of the request, to quote in a
+support ticket and to find the server's log lines), and ``field`` (dotted path of the offending
+input) where there is one. Validation failures also list every error under ``errors``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ _HTTP_CODES = {
 }
 
 
+def current_request_id() -> str | None:
+    """Return the id the request-context middleware bound to the current request, if any."""
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return str(value) if value is not None else None
+
+
 def problem(
     status: int,
     code: str,
@@ -61,6 +68,9 @@ def problem(
         body["field"] = field
     if instance is not None:
         body["instance"] = instance
+    request_id = current_request_id()
+    if request_id is not None:
+        body["requestId"] = request_id
     body.update(json_safe(extra))
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
