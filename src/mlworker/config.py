@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     # --- overload, server processes and shutdown -----------------------------------------------
 
     # --- API documentation and error contract --------------------------------------------------
+    #: With API keys set, /docs, /redoc and /openapi.json need a key too unless this is true.
+    public_docs: bool = Field(False, validation_alias=_env("MLWORKER_PUBLIC_DOCS", "public_docs"))
 
     @field_validator("api_keys", mode="before")
     @classmethod
