@@ -98,7 +98,7 @@ class ModelService:
         """One model; ids not shaped like ``model-<12 hex>`` are 404 without a lookup."""
         if not is_model_id(model_id):
             raise NotFound(f"model {model_id[:60]!r} not found", field="model_id")
-        return self._repository.get(model_id, tenant=tenant)
+        return self._repository.get(model_id, tenant=tenant, kind=ESTIMATOR_KIND)
 
     def list_models(self, *, tenant: str, limit: int) -> list[RegisteredModel]:
         """List the tenant's trained models, newest first."""
@@ -108,7 +108,11 @@ class ModelService:
         """Delete the model, its versions and their files."""
         self.get(model_id, tenant=tenant)
         uris = self._repository.delete(
-            model_id, tenant=tenant, actor=f"tenant:{tenant}", reason="deleted on request"
+            model_id,
+            tenant=tenant,
+            kind=ESTIMATOR_KIND,
+            actor=f"tenant:{tenant}",
+            reason="deleted on request",
         )
         artifacts = ArtifactStore(self._settings.artifacts)
         for uri in uris:
@@ -177,7 +181,7 @@ def predict_job(params: PredictParams, context: JobContext) -> dict[str, Any]:
     """Predict every row of a dataset and write the predictions under the data root."""
     repository = ModelRepository(context.db)
     try:
-        model = repository.get(params.model_id, tenant=context.tenant)
+        model = repository.get(params.model_id, tenant=context.tenant, kind=ESTIMATOR_KIND)
     except NotFound as exc:
         raise InvalidInput(f"model {params.model_id!r} not found", field="model_id") from exc
     loaded = _read(context.settings, model)

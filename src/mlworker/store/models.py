@@ -136,33 +136,55 @@ class ModelRepository:
         ).one_or_none()
         return version
 
-    def get(self, model_id: str, *, tenant: str) -> RegisteredModel:
-        """Return the model and its latest version; :class:`NotFound` across tenants."""
+    def _row(
+        self, session: Session, model_id: str, *, tenant: str, kind: str, lock: bool = False
+    ) -> ModelRecord:
+        row = find_row(session, model_id, tenant=tenant, kind=kind, lock=lock)
+        if row is None or row.status == "deleted":
+            raise NotFound(f"model {model_id!r} not found", field="model_id")
+        return row
+
+    def get(self, model_id: str, *, tenant: str, kind: str) -> RegisteredModel:
+        """Return the model and its latest version.
+
+        Raises
+        ------
+        NotFound
+            No model ``model_id`` of ``kind`` in ``tenant`` (another tenant's model, or a model
+            of another kind, is not found either).
+        """
         with self._db.session(write=False) as session:
-            row = session.get(ModelRecord, model_id)
-            if row is None or row.tenant != tenant or row.status == "deleted":
-                raise NotFound(f"model {model_id!r} not found", field="model_id")
+            row = self._row(session, model_id, tenant=tenant, kind=kind)
             return _model(row, self._latest(session, row))
 
-    def list_models(
-        self, *, tenant: str, kind: str | None = None, limit: int = 100
-    ) -> list[RegisteredModel]:
-        """List a tenant's models, newest first."""
-        query = select(ModelRecord).where(
-            ModelRecord.tenant == tenant, ModelRecord.status != "deleted"
+    def list_models(self, *, tenant: str, kind: str, limit: int = 100) -> list[RegisteredModel]:
+        """List a tenant's models of ``kind``, newest first."""
+        query = (
+            select(ModelRecord)
+            .where(
+                ModelRecord.tenant == tenant,
+                ModelRecord.kind == kind,
+                ModelRecord.status != "deleted",
+            )
+            .order_by(ModelRecord.created_at.desc(), ModelRecord.id.desc())
+            .limit(limit)
         )
-        if kind is not None:
-            query = query.where(ModelRecord.kind == kind)
-        query = query.order_by(ModelRecord.created_at.desc(), ModelRecord.id.desc()).limit(limit)
         with self._db.session(write=False) as session:
             return [_model(row, self._latest(session, row)) for row in session.scalars(query)]
 
-    def delete(self, model_id: str, *, tenant: str, actor: str, reason: str) -> list[str]:
-        """Delete the model and its versions; return their artifact URIs for removal."""
+    def delete(
+        self, model_id: str, *, tenant: str, kind: str, actor: str, reason: str
+    ) -> list[str]:
+        """Delete the model and its versions, with an audit row; return their artifact URIs.
+
+        Raises
+        ------
+        NotFound
+            No model ``model_id`` of ``kind`` in ``tenant``: a model of another kind is deleted
+            only through its own family, under that family's lifecycle rules.
+        """
         with self._db.session() as session:
-            row = session.get(ModelRecord, model_id, with_for_update=True)
-            if row is None or row.tenant != tenant or row.status == "deleted":
-                raise NotFound(f"model {model_id!r} not found", field="model_id")
+            row = self._row(session, model_id, tenant=tenant, kind=kind, lock=True)
             uris = list(
                 session.scalars(
                     select(ModelVersionRecord.artifact_uri).where(
@@ -193,6 +215,25 @@ class ModelRepository:
         """Audit rows about one model, oldest first."""
         with self._db.session(write=False) as session:
             return audit_entries(session, tenant=tenant, entity_type="model", entity_id=model_id)
+
+
+def find_row(
+    session: Session, model_id: str, *, tenant: str, kind: str, lock: bool = False
+) -> ModelRecord | None:
+    """Return the tenant's model row ``model_id`` if it is of ``kind``, else ``None``.
+
+    Every registry family (trained estimators, algorithm models) keeps its models in
+    ``mlw_models``; reading a row by id only through here, with the family's kind, is what keeps
+    one family's routes from answering for, changing or deleting another family's models.
+    ``lock`` takes the row lock of a read-modify-write (and re-reads a row already loaded).
+    """
+    query = select(ModelRecord).where(
+        ModelRecord.id == model_id, ModelRecord.tenant == tenant, ModelRecord.kind == kind
+    )
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    row: ModelRecord | None = session.scalars(query).one_or_none()
+    return row
 
 
 def audit_entries(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from mlworker.api.routes.jobs import IdempotencyKey
@@ -86,10 +88,33 @@ def evaluate(model_id: str, tenant: TenantDep, services: ServicesDep) -> dict[st
     return services.models.evaluate(model_id, tenant=tenant)
 
 
+RowScalar = str | bool | int | float | None
+
+
+def _finite(value: RowScalar) -> RowScalar:
+    # Python's JSON reader accepts NaN, Infinity and overflowing literals (1e999 as a float,
+    # 1 followed by 400 zeros as an int); the model sees every number as a float64 and its
+    # imputers and estimators refuse non-finite ones deep inside, so they are refused here, at
+    # the cell that holds them.
+    if isinstance(value, float):
+        finite = math.isfinite(value)
+    elif isinstance(value, int):  # bool included: always finite
+        finite = abs(value) <= sys.float_info.max  # exact comparison, no conversion
+    else:
+        return value
+    if not finite:
+        raise ValueError("must be a finite number (send null for a missing value)")
+    return value
+
+
+#: One cell of an inline row: a JSON scalar; numbers finite, ``null`` for a missing value.
+RowValue = Annotated[RowScalar, AfterValidator(_finite)]
+
+
 class PredictRequest(SnakeModel):
     """Rows to predict inline, or a dataset to predict as a job."""
 
-    rows: list[dict[str, Any]] | None = Field(None, min_length=1, max_length=100_000)
+    rows: list[dict[str, RowValue]] | None = Field(None, min_length=1, max_length=100_000)
     dataset: DatasetSpec | None = None
     output_format: str = Field("parquet", pattern="^(parquet|csv)$")
     run_async: bool = Field(True, alias="async")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from mlworker.errors import NotFound
 from mlworker.registry.values import ALGORITHM_MODEL_KIND, AlgorithmModel
+from mlworker.store.models import find_row
 from mlworker.store.records import (
     AuditLogRecord,
     EngineStateRecord,
@@ -104,8 +105,8 @@ def reread(session: Session, model_id: str, tenant: str) -> AlgorithmModel:
 
 
 def locked_row(session: Session, model_id: str, *, tenant: str) -> ModelRecord:
-    row = session.get(ModelRecord, model_id, with_for_update=True)
-    if row is None or row.tenant != tenant or row.kind != ALGORITHM_MODEL_KIND:
+    row = find_row(session, model_id, tenant=tenant, kind=ALGORITHM_MODEL_KIND, lock=True)
+    if row is None:
         raise NotFound(f"algorithm model {model_id} not found", field="id")
     return row
 

@@ -17,6 +17,7 @@ from mlworker.errors import Conflict, NotFound
 from mlworker.registry.values import ALGORITHM_MODEL_KIND, AlgorithmModel, check_transition
 from mlworker.store.algorithm_models._rows import audit, reread, snapshot_of
 from mlworker.store.db import Database
+from mlworker.store.models import find_row
 from mlworker.store.records import ModelRecord, utcnow
 
 
@@ -56,14 +57,17 @@ class PromotionRepository:
         """
         try:
             with self._db.session() as session:
-                first = session.get(ModelRecord, model_id)
-                if first is None or first.tenant != tenant or first.kind != ALGORITHM_MODEL_KIND:
+                first = find_row(session, model_id, tenant=tenant, kind=ALGORITHM_MODEL_KIND)
+                if first is None:
                     raise NotFound(f"algorithm model {model_id} not found", field="id")
                 family = first.family
+                # A trained estimator's family is its own id; a family name that happens to
+                # match one must not lock it or let its status take part in this promotion.
                 locked = session.scalars(
                     select(ModelRecord)
                     .where(
                         ModelRecord.tenant == tenant,
+                        ModelRecord.kind == ALGORITHM_MODEL_KIND,
                         or_(ModelRecord.family == family, ModelRecord.id == model_id),
                     )
                     .order_by(ModelRecord.id)
