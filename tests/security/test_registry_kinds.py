@@ -165,6 +165,31 @@ def test_delete_by_query_answers_404_for_an_estimator(api: TestClient, estimator
     assert api.get(f"/model/{estimator_id}").status_code == 200
 
 
+@pytest.mark.parametrize("field", ["modelId", "modelKey"])
+def test_outcomes_for_an_estimator_answer_404(
+    api: TestClient, estimator_id: str, field: str
+) -> None:
+    outcome = {field: estimator_id, "customerId": "c1", "offerId": "o1", "outcome": 1}
+
+    response = api.post("/api/v1/outcomes", json={"outcomes": [outcome]})
+
+    assert_problem(response, 404, "not_found", field=f"outcomes.0.{field}")
+
+
+def test_decisioning_never_scores_with_an_estimator(api: TestClient, estimator_id: str) -> None:
+    body = {
+        "customerId": "c1",
+        "offers": [{"id": "o1", "priority": 50}],
+        "resolution": {"defaultModel": estimator_id},
+    }
+
+    response = api.post("/api/v1/score", json=body)
+
+    assert response.status_code == 200, response.text
+    [score] = response.json()["scores"]
+    assert score["degraded"] and score["degradedReason"] == "model not found"
+
+
 def test_the_algorithm_model_list_shows_algorithm_models_only(
     api: TestClient, estimator_id: str, algorithm_model: dict[str, Any]
 ) -> None:
