@@ -19,11 +19,13 @@ from pydantic import (
     ByteSize,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mlworker.egress import EgressPolicy
 from mlworker.errors import ConfigurationError
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -180,6 +182,39 @@ class Settings(BaseSettings):
     )
 
     # --- egress: outbound calls made on a tenant's behalf ----------------------------------------
+    #: Hosts (exact or ``.suffix``) and CIDRs that tenants' outbound calls may reach although
+    #: they are internal (private model servers); everything internal is denied otherwise.
+    egress_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=_env("MLWORKER_EGRESS_ALLOW", "egress_allow")
+    )
+    #: Hosts (exact or ``.suffix``) for which a SigV4 model config without keys may be signed
+    #: with the server's own AWS credentials; empty means never.
+    egress_aws_credential_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        validation_alias=_env(
+            "MLWORKER_EGRESS_AWS_CREDENTIAL_HOSTS", "egress_aws_credential_hosts"
+        ),
+    )
+
+    @field_validator("egress_allow", "egress_aws_credential_hosts", mode="before")
+    @classmethod
+    def _parse_egress_entries(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            value = tuple(entry.strip() for entry in value.split(",") if entry.strip())
+        if isinstance(value, list | tuple):
+            entries = [str(entry) for entry in value]
+            if info.field_name == "egress_allow":  # refuse bad entries at startup
+                EgressPolicy.from_entries(entries)
+            else:
+                EgressPolicy.from_entries(aws_credential_hosts=entries)
+        return value
+
+    @property
+    def egress_policy(self) -> EgressPolicy:
+        """The egress policy these settings describe (build once, in the composition root)."""
+        return EgressPolicy.from_entries(
+            self.egress_allow, aws_credential_hosts=self.egress_aws_credential_hosts
+        )
 
     # --- tenant outputs and platform tables ----------------------------------------------------
 

@@ -3,10 +3,16 @@
 The server is a :class:`http.server.ThreadingHTTPServer` on a free port, served from a
 background thread; it answers POSTs the way a model endpoint does and records every request.
 
+The server listens on loopback, which the egress policy denies by default: engines that call it
+are built with :data:`LOOPBACK_EGRESS`, the policy an operator gets with
+``MLWORKER_EGRESS_ALLOW=127.0.0.1/32,::1/128``.
+
 Usage::
 
     with ScoringServer() as server:                      # batch mode, scores at "scores"
-        engine = build_engine("external_endpoint", {"endpointUrl": server.url})
+        engine = build_engine(
+            "external_endpoint", {"endpointUrl": server.url}, egress=LOOPBACK_EGRESS
+        )
         scores = engine.score(candidates)
         assert scores.tolist() == server.expected_scores(candidates)
         server.configure(delay_s=1.0)                    # change behaviour at any time
@@ -59,7 +65,13 @@ from typing import Any, Literal, Self
 import pandas as pd
 import pytest
 
+from mlworker.egress import EgressPolicy
+
 Model = Callable[[Mapping[str, Any]], Any]
+
+#: Loopback allow-listed, as an operator would for a model server on the same host.
+LOOPBACK_ALLOW = "127.0.0.1/32,::1/128"
+LOOPBACK_EGRESS = EgressPolicy.from_entries(LOOPBACK_ALLOW.split(","))
 
 
 def default_model(instance: Mapping[str, Any]) -> float:
@@ -363,6 +375,8 @@ def scoring_server() -> Iterator[ScoringServer]:
 
 
 __all__ = [
+    "LOOPBACK_ALLOW",
+    "LOOPBACK_EGRESS",
     "Behaviour",
     "RecordedRequest",
     "ScoringServer",

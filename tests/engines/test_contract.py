@@ -30,7 +30,7 @@ from mlworker.engines import (
     config_of,
 )
 from mlworker.store.artifacts import ArtifactStore
-from tests.engines.scoring_server import ScoringServer
+from tests.engines.scoring_server import LOOPBACK_EGRESS, ScoringServer
 
 #: Engines the seed trains from data: untrained they must say so.
 DATA_DRIVEN = {
@@ -150,7 +150,9 @@ def _candidates() -> pd.DataFrame:
 
 
 def _engine(kind: str, server: ScoringServer, random_state: int = 0) -> ScoringEngine:
-    return build_engine(kind, _config(kind, server), random_state=random_state)
+    return build_engine(
+        kind, _config(kind, server), random_state=random_state, egress=LOOPBACK_EGRESS
+    )
 
 
 def _fitted(kind: str, server: ScoringServer, random_state: int = 0) -> ScoringEngine:
@@ -181,7 +183,7 @@ def test_every_seed_engine_is_registered() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_config_defaults_match_the_seed(kind: str, server: ScoringServer) -> None:
     extra = {"endpointUrl": server.url} if kind == "external_endpoint" else {}
-    dumped = config_of(kind, extra).model_dump(by_alias=True)
+    dumped = config_of(kind, extra, egress=LOOPBACK_EGRESS).model_dump(by_alias=True)
     for field, default in SEED_DEFAULTS[kind].items():
         assert dumped[field] == default, field
 
@@ -189,7 +191,7 @@ def test_config_defaults_match_the_seed(kind: str, server: ScoringServer) -> Non
 @pytest.mark.parametrize("kind", KINDS)
 def test_unknown_config_field_is_refused(kind: str, server: ScoringServer) -> None:
     with pytest.raises(ValidationError) as caught:
-        config_of(kind, {**_config(kind, server), "noSuchSetting": 1})
+        config_of(kind, {**_config(kind, server), "noSuchSetting": 1}, egress=LOOPBACK_EGRESS)
     assert "noSuchSetting" in str(caught.value)
 
 
@@ -239,7 +241,7 @@ def test_state_round_trips_through_the_artifact_store(
     stored = store.put_bytes("state.json", json.dumps(engine.state()).encode())
     with store.open_verified(stored.uri, stored.sha256) as handle:
         state = json.load(io.TextIOWrapper(handle, encoding="utf-8"))
-    restored = build_engine(kind, _config(kind, server), state=state)
+    restored = build_engine(kind, _config(kind, server), state=state, egress=LOOPBACK_EGRESS)
     assert restored.is_trained
     candidates = _candidates()
     np.testing.assert_allclose(

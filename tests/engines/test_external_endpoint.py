@@ -18,6 +18,7 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
+from mlworker.egress import EgressPolicy
 from mlworker.engines import ScoringEngine, build_engine, config_of
 from mlworker.engines.external_endpoint import (
     SECRET_FIELDS,
@@ -26,7 +27,13 @@ from mlworker.engines.external_endpoint import (
     ExternalEndpointConfig,
     redact_secrets,
 )
-from tests.engines.scoring_server import RecordedRequest, ScoringServer, scoring_server
+from tests.engines.scoring_server import (
+    LOOPBACK_ALLOW,
+    LOOPBACK_EGRESS,
+    RecordedRequest,
+    ScoringServer,
+    scoring_server,
+)
 
 __all__ = ["scoring_server"]  # the fixture, imported for pytest
 
@@ -53,8 +60,14 @@ def _candidates(count: int = 3) -> pd.DataFrame:
     )
 
 
-def _engine(server: ScoringServer, **config: Any) -> Engine:
-    engine = build_engine("external_endpoint", {"endpointUrl": server.url, **config})
+#: Loopback allowed, and the server's own AWS credentials allowed to sign for it.
+SIGNING_LOOPBACK = EgressPolicy.from_entries(
+    LOOPBACK_ALLOW.split(","), aws_credential_hosts=["127.0.0.1"]
+)
+
+
+def _engine(server: ScoringServer, egress: EgressPolicy = LOOPBACK_EGRESS, **config: Any) -> Engine:
+    engine = build_engine("external_endpoint", {"endpointUrl": server.url, **config}, egress=egress)
     assert isinstance(engine, Engine)
     return engine
 
@@ -63,7 +76,11 @@ def _engine(server: ScoringServer, **config: Any) -> Engine:
 
 
 def test_seed_example_validates_with_documented_defaults() -> None:
-    config = config_of("external_endpoint", SEED_EXAMPLE)
+    # The seed signs with the server's own credentials: the operator must allow the host.
+    sagemaker = EgressPolicy.from_entries(
+        aws_credential_hosts=[".sagemaker.us-east-1.amazonaws.com"]
+    )
+    config = config_of("external_endpoint", SEED_EXAMPLE, egress=sagemaker)
     assert isinstance(config, ExternalEndpointConfig)
     dumped = config.model_dump(by_alias=True)
     assert dumped["authConfig"]["headerName"] == "x-api-key"
@@ -150,7 +167,7 @@ def test_secrets_are_marked_redactable_and_never_shown() -> None:
         "sessionToken": "***",
     }
     assert raw["authConfig"]["secretAccessKey"] == SECRET_KEY  # the input is not modified
-    engine = build_engine("external_endpoint", raw)
+    engine = build_engine("external_endpoint", raw, egress=LOOPBACK_EGRESS)
     assert isinstance(engine, Engine)
     shown = repr(engine.config) + repr(engine) + json.dumps(engine.state())
     assert SECRET_KEY not in shown and "TOKEN-XYZ" not in shown
@@ -383,7 +400,12 @@ def test_aws_sigv4_default_credential_chain(
     _isolate_aws_environment(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENVIRONMENT")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    engine = _engine(scoring_server, authType="aws_sigv4", authConfig={"awsRegion": "us-west-2"})
+    engine = _engine(
+        scoring_server,
+        SIGNING_LOOPBACK,
+        authType="aws_sigv4",
+        authConfig={"awsRegion": "us-west-2"},
+    )
     assert not engine.score_detailed(_candidates(1)).fallback.any()
     request = scoring_server.requests[0]
     assert "Credential=AKIDFROMENVIRONMENT/" in (request.header("authorization") or "")
@@ -397,10 +419,17 @@ def test_aws_sigv4_without_credentials_falls_back_without_calling(
     scoring_server: ScoringServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     _isolate_aws_environment(monkeypatch, tmp_path)
-    engine = _engine(scoring_server, authType="aws_sigv4", authConfig={"awsRegion": "us-east-1"})
-    np.testing.assert_array_equal(engine.score(_candidates(2)), [0.5, 0.5])
+    engine = _engine(
+        scoring_server,
+        SIGNING_LOOPBACK,
+        authType="aws_sigv4",
+        authConfig={"awsRegion": "us-east-1"},
+    )
+    with structlog.testing.capture_logs() as logs:
+        np.testing.assert_array_equal(engine.score(_candidates(2)), [0.5, 0.5])
     assert scoring_server.request_count == 0
-    assert "no AWS credentials" in (engine.last_error or "")
+    assert engine.last_error == "endpoint_credentials_unavailable"
+    assert "no AWS credentials" in logs[0]["detail"]
 
 
 # -- failures and fallback ---------------------------------------------------------------------
@@ -416,7 +445,7 @@ def test_timeout_falls_back_quickly(scoring_server: ScoringServer) -> None:
     np.testing.assert_array_equal(result.scores, [0.37, 0.37, 0.37])
     assert result.fallback.all()
     assert elapsed < 1.0, f"timed-out call took {elapsed:.2f} s against a 2 s delay"
-    assert engine.last_error is not None and "timed out after 100 ms" in engine.last_error
+    assert engine.last_error == "endpoint_timeout"
     assert engine.stats.failures == 1 and engine.stats.fallbacks == 3
 
 
@@ -430,35 +459,38 @@ def test_a_trickling_answer_is_cut_off_at_the_deadline(scoring_server: ScoringSe
     elapsed = time.perf_counter() - started
     assert result.fallback.all()
     assert elapsed < 0.8, f"trickled answer held the call {elapsed:.2f} s"
-    assert engine.last_error == "timed out after 200 ms (deadline)"
+    assert engine.last_error == "endpoint_timeout"
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "reason"),
+    ("behaviour", "reason", "detail"),
     [
-        ({"status": 500}, "HTTP 500"),
-        ({"status": 404}, "HTTP 404"),
-        ({"raw_body": b"<html>oops</html>"}, "not JSON"),
-        ({"extra_scores": -1}, "2 scores for 3 instances"),
-        ({"extra_scores": 1}, "4 scores for 3 instances"),
-        ({"model": lambda instance: 1.7}, "outside [0, 1]"),
-        ({"model": lambda instance: -0.2}, "outside [0, 1]"),
-        ({"model": lambda instance: "0.5"}, "a string, not a number"),
-        ({"model": lambda instance: None}, "null, not a number"),
-        ({"model": lambda instance: True}, "a boolean, not a number"),
-        ({"scores_path": "predictions"}, "no 'scores'"),
+        ({"status": 500}, "endpoint_http_error", "HTTP 500"),
+        ({"status": 404}, "endpoint_http_error", "HTTP 404"),
+        ({"raw_body": b"<html>oops</html>"}, "endpoint_invalid_response", "not JSON"),
+        ({"extra_scores": -1}, "endpoint_invalid_response", "2 scores for 3 instances"),
+        ({"extra_scores": 1}, "endpoint_invalid_response", "4 scores for 3 instances"),
+        ({"model": lambda instance: 1.7}, "endpoint_invalid_response", "outside [0, 1]"),
+        ({"model": lambda instance: -0.2}, "endpoint_invalid_response", "outside [0, 1]"),
+        ({"model": lambda i: "0.5"}, "endpoint_invalid_response", "a string, not a number"),
+        ({"model": lambda i: None}, "endpoint_invalid_response", "null, not a number"),
+        ({"model": lambda i: True}, "endpoint_invalid_response", "a boolean, not a number"),
+        ({"scores_path": "predictions"}, "endpoint_invalid_response", "no 'scores'"),
     ],
 )
 def test_bad_answers_fall_back_and_count_as_failures(
-    scoring_server: ScoringServer, behaviour: dict[str, Any], reason: str
+    scoring_server: ScoringServer, behaviour: dict[str, Any], reason: str, detail: str
 ) -> None:
     scoring_server.configure(**behaviour)
     engine = _engine(scoring_server, responseMapping={"fallbackScore": 0.37})
-    result = engine.score_detailed(_candidates())
+    with structlog.testing.capture_logs() as logs:
+        result = engine.score_detailed(_candidates())
     np.testing.assert_array_equal(result.scores, [0.37, 0.37, 0.37])
     assert result.fallback.all()
-    assert all(reason in (r or "") for r in result.reasons), result.reasons
-    assert engine.last_error is not None and reason in engine.last_error
+    # The tenant sees a category; what the answer held is only in the server log.
+    assert result.reasons == [reason] * 3
+    assert engine.last_error == reason
+    assert detail in logs[0]["detail"]
     assert engine.stats.failures == 1 and engine.stats.calls == 1
     explanation = engine.explain(_candidates(1))[0]
     assert explanation.score == 0.37 and explanation.details[0]["fallback"] is True
@@ -467,17 +499,19 @@ def test_bad_answers_fall_back_and_count_as_failures(
 def test_connection_refused_falls_back() -> None:
     with ScoringServer() as server:
         url = server.url
-    engine = build_engine("external_endpoint", {"endpointUrl": url})
+    engine = build_engine("external_endpoint", {"endpointUrl": url}, egress=LOOPBACK_EGRESS)
     assert isinstance(engine, Engine)
     np.testing.assert_array_equal(engine.score(_candidates(2)), [0.5, 0.5])
-    assert engine.last_error is not None and "request failed: ConnectError" in engine.last_error
+    assert engine.last_error == "endpoint_unreachable"
 
 
 def test_redirects_are_not_followed(scoring_server: ScoringServer) -> None:
     scoring_server.configure(status=307)
     engine = _engine(scoring_server)
-    np.testing.assert_array_equal(engine.score(_candidates(1)), [0.5])
-    assert "HTTP 307" in (engine.last_error or "")
+    with structlog.testing.capture_logs() as logs:
+        np.testing.assert_array_equal(engine.score(_candidates(1)), [0.5])
+    assert engine.last_error == "endpoint_http_error"
+    assert "HTTP 307" in logs[0]["detail"]
 
 
 def test_one_failing_call_in_single_mode_falls_back_for_its_candidate_only(
@@ -503,7 +537,8 @@ def test_errors_and_logs_never_carry_secrets(scoring_server: ScoringServer) -> N
         engine.score(_candidates(1))
     assert logs and logs[0]["event"] == "external endpoint call failed"
     assert "tok-SECRET" not in repr(logs) + (engine.last_error or "") + repr(engine.stats)
-    assert logs[0]["reason"] == "endpoint answered HTTP 401 Unauthorized"
+    assert logs[0]["reason"] == "endpoint_http_error"
+    assert logs[0]["detail"] == "endpoint answered HTTP 401 Unauthorized"
 
 
 # -- circuit breaker ---------------------------------------------------------------------------
@@ -665,7 +700,7 @@ def test_explanations_in_single_mode_and_when_absent(scoring_server: ScoringServ
     )
     explanation = misconfigured.explain(_candidates(1))[0]
     assert explanation.score == scoring_server.expected_scores(_candidates(1))[0]
-    assert "no 'result.nothing'" in explanation.details[0]["error"]
+    assert explanation.details == [{"error": "explanation_unavailable"}]
 
 
 # -- engine contract ---------------------------------------------------------------------------

@@ -26,7 +26,8 @@ DAY = date(2026, 11, 22)
 
 @pytest.fixture
 def services(make_settings) -> Iterator[Services]:
-    started = Services(make_settings())
+    # Loopback allow-listed, as an operator would for a model server on the same host.
+    started = Services(make_settings(egress_allow=("127.0.0.1/32",)))
     started.start()
     yield started
     started.close()

@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, cast
 
+from mlworker.egress import EgressPolicy
 from mlworker.engines._base import (
     CUSTOMER_ID,
     OFFER_ID,
@@ -50,15 +51,21 @@ def engine_class(kind: str) -> type[ScoringEngine]:
     return cast(type[ScoringEngine], module.Engine)
 
 
-def config_of(kind: str, config: Mapping[str, Any] | None = None) -> EngineConfig:
+def config_of(
+    kind: str, config: Mapping[str, Any] | None = None, *, egress: EgressPolicy | None = None
+) -> EngineConfig:
     """Validate ``config`` (camelCase or snake_case) against ``kind``'s config model.
+
+    ``egress`` is the operator's policy for engines that call out (it travels in the
+    validation context); without it such engines get the default, deny-internal policy.
 
     Raises
     ------
     pydantic.ValidationError
-        A field is unknown or has a bad value.
+        A field is unknown or has a bad value (or names a target the policy denies).
     """
-    return engine_class(kind).Config.model_validate(dict(config or {}))
+    context = None if egress is None else {"egress": egress}
+    return engine_class(kind).Config.model_validate(dict(config or {}), context=context)
 
 
 def build_engine(
@@ -67,10 +74,19 @@ def build_engine(
     *,
     state: Mapping[str, Any] | None = None,
     random_state: int = 0,
+    egress: EgressPolicy | None = None,
 ) -> ScoringEngine:
-    """Construct an engine of ``kind``, restoring ``state`` when given."""
+    """Construct an engine of ``kind``, restoring ``state`` when given.
+
+    ``egress`` is the operator's egress policy (see :func:`config_of`); a config already
+    validated is validated again under it.
+    """
     cls = engine_class(kind)
-    validated = config if isinstance(config, EngineConfig) else config_of(kind, config)
+    if isinstance(config, EngineConfig) and egress is None:
+        validated = config
+    else:
+        raw = config.model_dump(by_alias=True) if isinstance(config, EngineConfig) else config
+        validated = config_of(kind, raw, egress=egress)
     engine = cast(Any, cls)(validated, random_state=random_state)
     if state:
         engine.load_state(state)

@@ -14,12 +14,20 @@ Requests
 Answers
     Scores are read at the ``responseMapping`` dot paths and must be numbers in ``[0, 1]``
     (:mod:`~mlworker.engines.http_scoring.mapping`).
+Egress
+    Every connection passes the operator's :class:`~mlworker.egress.EgressPolicy`, which the
+    config carries from its validation (:attr:`ExternalEndpointConfig.egress`): internal
+    addresses (loopback, private, link-local, metadata) are refused unless allow-listed, every
+    address a name resolves to is checked when connecting, and the server's own AWS
+    credentials sign only for hosts the operator lists.
 Failures
-    A timeout (``timeoutMs``, default 200), a connection error, a non-2xx answer, a body that
-    is not JSON, a missing or invalid score, or a batch with the wrong number of scores fails
-    the call: every candidate in it gets ``fallbackScore``, the failure is counted, and the
-    circuit breaker moves towards open. While it is open no request is made and
-    :attr:`Engine.available` is ``False``, so the decisioning layer can fall back further.
+    A refusal by the egress policy, a timeout (``timeoutMs``, default 200), a connection error,
+    a non-2xx answer, a body that is not JSON, a missing or invalid score, or a batch with the
+    wrong number of scores fails the call: every candidate in it gets ``fallbackScore``, the
+    failure is counted (its reason is a short category such as ``endpoint_unreachable``; the
+    detail goes to the server log only), and the circuit breaker moves towards open. While it
+    is open no request is made and :attr:`Engine.available` is ``False``, so the decisioning
+    layer can fall back further.
 Cache
     With ``cache.enabled``, answers are kept per instance for ``ttlSeconds``; only successful
     answers are cached.
@@ -138,7 +146,8 @@ class Engine:
         """Explain each candidate with the endpoint's answer at ``explanationPath`` (else empty).
 
         A candidate that got the fallback score says so and why:
-        ``[{"fallback": True, "reason": "timed out after 200 ms (ReadTimeout)"}]``.
+        ``[{"fallback": True, "reason": "endpoint_timeout"}]`` (the reason is a category; the
+        details of the failure are logged, never shown).
         """
         result = self.score_detailed(candidates)
         explanations = []

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from mlworker.egress import EgressPolicy
 from mlworker.engines import ScoringEngine, build_engine, config_of, engine_class
 from mlworker.errors import InvalidInput, MLWorkerError
 from mlworker.services.jobs import validation_failed
@@ -129,10 +130,16 @@ def is_incremental(model_type: str) -> bool:
     return callable(getattr(cls, "update", None)) and callable(getattr(cls, "learn_one", None))
 
 
-def engine_config(model_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``config`` against the engine's model; return it camelCase, defaults filled."""
+def engine_config(
+    model_type: str, config: Mapping[str, Any], *, egress: EgressPolicy | None = None
+) -> dict[str, Any]:
+    """Validate ``config`` against the engine's model; return it camelCase, defaults filled.
+
+    ``egress`` is the operator's policy: an external endpoint it denies is a 422 naming
+    ``config.endpointUrl``.
+    """
     try:
-        validated = config_of(model_type, config)
+        validated = config_of(model_type, config, egress=egress)
     except ValidationError as exc:
         raise validation_failed(exc, prefix="config") from exc
     except ImportError as exc:
@@ -144,9 +151,11 @@ def engine_config(model_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
     return dumped
 
 
-def initial_state(model_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+def initial_state(
+    model_type: str, config: Mapping[str, Any], *, egress: EgressPolicy | None = None
+) -> dict[str, Any]:
     """Return the state of an engine that has learned nothing yet."""
-    return dict(build_engine(model_type, config).state())
+    return dict(build_engine(model_type, config, egress=egress).state())
 
 
 def ranked_scores(

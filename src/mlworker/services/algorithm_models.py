@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlworker.config import Settings
 from mlworker.data.spec import DatasetSpec
+from mlworker.egress import EgressPolicy
 from mlworker.engines import (
     IncrementalEngine,
     ScoringEngine,
@@ -76,10 +77,21 @@ class AlgorithmModelService:
         The metadata store.
     jobs
         Where training jobs are submitted.
+    egress
+        The operator's egress policy (default: the one ``settings`` describe).
     """
 
-    def __init__(self, settings: Settings, db: Database, jobs: JobService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        jobs: JobService,
+        *,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self._settings = settings
+        # Every engine this service builds calls out (if at all) under the operator's policy.
+        self._egress = settings.egress_policy if egress is None else egress
         self._repository = AlgorithmModelRepository(db)
         self._states = EngineStateRepository(db)
         self._promotions = PromotionRepository(db)
@@ -115,7 +127,7 @@ class AlgorithmModelService:
             raise InvalidInput(
                 f"status {request.status!r} is set by training jobs only", field="status"
             )
-        config = engine_config(request.model_type, request.config)
+        config = engine_config(request.model_type, request.config, egress=self._egress)
         return self._repository.create(
             model_id=new_model_id(),
             tenant=tenant,
@@ -127,7 +139,7 @@ class AlgorithmModelService:
             config=config,
             status=request.status,
             spec=spec_of(request.model_type, request),
-            state=initial_state(request.model_type, config),
+            state=initial_state(request.model_type, config, egress=self._egress),
             actor=actor,
         )
 
@@ -181,7 +193,7 @@ class AlgorithmModelService:
         """
         current = self.get(model_id, tenant=tenant)
         request: AlgorithmModelUpdate = validated_request(AlgorithmModelUpdate, body)
-        changes, new_revision = update_changes(current, request)
+        changes, new_revision = update_changes(current, request, egress=self._egress)
         if not changes:
             return current
         updated = self._repository.update(
@@ -230,7 +242,11 @@ class AlgorithmModelService:
             return cached, revision
         try:
             engine = build_engine(
-                model.model_type, current.config, state=live.state, random_state=revision
+                model.model_type,
+                current.config,
+                state=live.state,
+                random_state=revision,
+                egress=self._egress,
             )
         except (ImportError, ValueError, KeyError, TypeError) as exc:
             raise EngineUnavailable(
@@ -317,6 +333,7 @@ class AlgorithmModelService:
                     live.model.config,
                     state=live.state,
                     random_state=live.revision,
+                    egress=self._egress,
                 ),
             )
             try:
@@ -416,7 +433,7 @@ class AlgorithmModelService:
             model_id,
             tenant=tenant,
             actor=actor,
-            state=initial_state(model.model_type, model.config),
+            state=initial_state(model.model_type, model.config, egress=self._egress),
             action="algorithm_model.reset_learning",
             reason="learning reset on request",
         )

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mlworker.data.spec import DatasetSpec
+from mlworker.egress import EgressPolicy
 from mlworker.errors import InvalidInput
 from mlworker.registry.values import AlgorithmModel, restore_secrets
 from mlworker.services.algorithm_engines import engine_config, is_incremental
@@ -310,9 +311,11 @@ def spec_of(model_type: str, body: Any, fields: set[str] | None = None) -> dict[
 
 
 def update_changes(
-    current: AlgorithmModel, request: AlgorithmModelUpdate
+    current: AlgorithmModel, request: AlgorithmModelUpdate, *, egress: EgressPolicy | None = None
 ) -> tuple[dict[str, Any], bool]:
     """Compare an update with the stored model: the columns to change, and whether ``config`` did.
+
+    A new ``config`` is validated under ``egress``, the operator's egress policy.
 
     Raises
     ------
@@ -345,7 +348,7 @@ def update_changes(
     new_revision = False
     if "config" in sent:
         incoming = restore_secrets(current.model_type, request.config, current.config)
-        config = engine_config(current.model_type, incoming)
+        config = engine_config(current.model_type, incoming, egress=egress)
         if config != current.config:
             changes["config"] = config
             new_revision = True

@@ -61,7 +61,11 @@ class Services:
             datasets=self.datasets,
             assignments=SegmentAssignmentRepository(self.db),
         )
-        self.algorithm_models = AlgorithmModelService(settings, self.db, self.jobs)
+        # One egress policy, from the operator's settings, for every call made for a tenant.
+        self.egress = settings.egress_policy
+        self.algorithm_models = AlgorithmModelService(
+            settings, self.db, self.jobs, egress=self.egress
+        )
         outcome_log = OutcomeRepository(self.db)
         self.decisioning = DecisioningService(
             models=self.algorithm_models,

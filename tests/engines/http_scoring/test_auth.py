@@ -147,16 +147,20 @@ def test_sigv4_headers_match_the_reference(session_token: str | None) -> None:
     assert other != expected
 
 
-def test_sigv4_uses_the_default_chain_when_no_keys_are_given(
+def test_sigv4_uses_the_default_chain_only_when_the_operator_allows_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    headers = SigV4Auth(region="us-east-1", service="sagemaker").headers(
-        "POST", "https://example.com/x", b"{}"
-    )
+    headers = SigV4Auth(
+        region="us-east-1", service="sagemaker", use_server_credentials=True
+    ).headers("POST", "https://example.com/x", b"{}")
     assert "Credential=AKIDFROMENV/" in headers["Authorization"]
+    with pytest.raises(AuthenticationError, match="does not allow the server's own"):
+        SigV4Auth(region="us-east-1", service="sagemaker").headers(
+            "POST", "https://example.com/x", b"{}"
+        )
 
 
 def test_sigv4_without_any_credentials_says_so(
@@ -170,7 +174,7 @@ def test_sigv4_without_any_credentials_says_so(
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
     monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
-    signer = SigV4Auth(region="us-east-1", service="sagemaker")
+    signer = SigV4Auth(region="us-east-1", service="sagemaker", use_server_credentials=True)
     with pytest.raises(AuthenticationError, match="no AWS credentials"):
         signer.headers("POST", "https://example.com/x", b"{}")
 

@@ -95,7 +95,9 @@ class SigV4Auth:
     botocore's signer. Without explicit keys, credentials come from botocore's default chain
     (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, shared config files,
     container and instance roles), resolved on the first request and refreshed by botocore
-    when they are temporary.
+    when they are temporary, but only with ``use_server_credentials``: those are the
+    server's own credentials, and the operator decides which hosts may see them
+    (:meth:`~mlworker.egress.EgressPolicy.may_use_server_credentials`).
 
     Parameters
     ----------
@@ -105,6 +107,8 @@ class SigV4Auth:
         Service of the credential scope (``sagemaker`` for SageMaker runtime).
     access_key_id, secret_access_key, session_token
         Explicit credentials; both keys or neither.
+    use_server_credentials
+        Without explicit keys, sign with the default chain (``True``) or refuse to sign.
 
     References
     ----------
@@ -119,6 +123,7 @@ class SigV4Auth:
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         session_token: str | None = None,
+        use_server_credentials: bool = False,
     ) -> None:
         if (access_key_id is None) != (secret_access_key is None):
             raise ValueError("give both access_key_id and secret_access_key, or neither")
@@ -129,6 +134,7 @@ class SigV4Auth:
             if access_key_id is not None
             else None
         )
+        self._use_server_credentials = use_server_credentials
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -145,6 +151,11 @@ class SigV4Auth:
 
     def _resolved_credentials(self) -> Any:
         with self._lock:
+            if self._credentials is None and not self._use_server_credentials:
+                raise AuthenticationError(
+                    "no AWS keys in authConfig, and the operator does not allow the server's "
+                    "own credentials for this host (MLWORKER_EGRESS_AWS_CREDENTIAL_HOSTS)"
+                )
             if self._credentials is None:
                 # Looked up on first use, not at construction: the chain may read files or
                 # query an instance-metadata endpoint, which a config validation must not do.

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 import structlog
@@ -35,15 +36,22 @@ from mlworker.engines.http_scoring.mapping import (
     extract,
     parse_path,
 )
-from mlworker.engines.http_scoring.transport import EndpointCallError, JsonEndpoint
+from mlworker.engines.http_scoring.transport import (
+    INVALID_RESPONSE,
+    EndpointCallError,
+    JsonEndpoint,
+)
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
 #: Fallback reason of a candidate whose request the open breaker refused.
-SHORT_CIRCUITED = "circuit breaker open: endpoint not called"
-_UNEXPECTED = "unexpected error while scoring"
+SHORT_CIRCUITED = "endpoint_circuit_open"
+_UNEXPECTED = "endpoint_error"
+#: What an explanation says when ``explanationPath`` finds nothing usable (the shape of the
+#: answer is not described to the tenant).
+EXPLANATION_UNAVAILABLE = "explanation_unavailable"
 
 
 class _Prediction(NamedTuple):
@@ -75,7 +83,9 @@ class EndpointStats:
     circuit_state
         ``closed``, ``open`` or ``half_open``.
     last_error
-        Why the most recent request failed; ``None`` once a request succeeds.
+        Why the most recent request failed (a category of
+        :data:`~mlworker.engines.http_scoring.transport.FAILURE_CATEGORIES`); ``None`` once a
+        request succeeds.
     """
 
     calls: int = 0
@@ -110,7 +120,8 @@ class EndpointScores:
     fallback
         bool ``(n,)``: ``True`` where the endpoint gave no usable score.
     reasons
-        Why each fallback happened (``None`` where the endpoint answered).
+        Why each fallback happened, as a short stable category that names no address, error
+        text or answer content (``None`` where the endpoint answered).
     details
         Per candidate, the explanation read at ``explanationPath`` (else empty).
     """
@@ -136,6 +147,7 @@ class ScoringClient:
             config.endpoint_url,
             timeout_s=config.timeout_ms / 1000,
             authenticator=authenticator_for(config),
+            egress=config.egress,
             max_keepalive=max(config.max_concurrency, 16),
         )
         self._breaker = CircuitBreaker(
@@ -245,27 +257,32 @@ class ScoringClient:
         self._count(calls=1)
         try:
             parsed = parse(self._endpoint.post(payload))
-        except (EndpointCallError, ResponseMappingError) as error:
-            self._record_failure(str(error))
-            return _Failure(str(error))
-        except BaseException:
+        except EndpointCallError as error:
+            self._record_failure(error.reason, error.detail)
+            return _Failure(error.reason)
+        except ResponseMappingError as error:
+            self._record_failure(INVALID_RESPONSE, str(error))
+            return _Failure(INVALID_RESPONSE)
+        except BaseException as error:
             # A bug must still close the call, or a half-open trial would stay out forever.
-            self._record_failure(_UNEXPECTED)
+            self._record_failure(_UNEXPECTED, type(error).__name__)
             raise
         self._breaker.record_success()
         with self._lock:
             self._stats = replace(self._stats, last_error=None)
         return parsed
 
-    def _record_failure(self, reason: str) -> None:
+    def _record_failure(self, reason: str, detail: str) -> None:
         self._breaker.record_failure()
         self._count(failures=1)
         with self._lock:
             self._stats = replace(self._stats, last_error=reason)
+        # The detail (addresses, error text, what the answer held) is for operators only.
         log.warning(
             "external endpoint call failed",
             endpoint=self._endpoint.display_url,
             reason=reason,
+            detail=detail,
             circuit_state=self._breaker.state.value,
         )
 
@@ -290,8 +307,8 @@ class ScoringClient:
         if self._explanation_path is not None:
             try:
                 details = as_details(extract(body, self._explanation_path))
-            except ResponseMappingError as error:
-                details = [{"error": str(error)}]
+            except ResponseMappingError:
+                details = [{"error": EXPLANATION_UNAVAILABLE}]
         return _Prediction(score, details)
 
 
@@ -299,16 +316,19 @@ def _batch_details(body: Any, path: Sequence[str | int], count: int) -> list[lis
     """Per-instance explanations; a missing or misshapen one is reported, the scores kept."""
     try:
         value = extract(body, path)
-    except ResponseMappingError as error:
-        return [[{"error": str(error)}] for _ in range(count)]
+    except ResponseMappingError:
+        return [[{"error": EXPLANATION_UNAVAILABLE}] for _ in range(count)]
     if not isinstance(value, list) or len(value) != count:
-        problem = f"explanationPath is not an array of {count} explanations"
-        return [[{"error": problem}] for _ in range(count)]
+        return [[{"error": EXPLANATION_UNAVAILABLE}] for _ in range(count)]
     return [as_details(item) for item in value]
 
 
 def authenticator_for(config: ExternalEndpointConfig) -> Authenticator:
-    """Build the request authenticator for ``config.auth_type``."""
+    """Build the request authenticator for ``config.auth_type``.
+
+    SigV4 without keys signs with the server's own credentials only for hosts the operator
+    listed in the config's egress policy; elsewhere it refuses to sign, so nothing is sent.
+    """
     auth = config.auth_config
     if config.auth_type == "api_key" and auth.api_key is not None:
         return ApiKeyAuth(auth.api_key, header_name=auth.header_name)
@@ -321,5 +341,8 @@ def authenticator_for(config: ExternalEndpointConfig) -> Authenticator:
             access_key_id=auth.access_key_id,
             secret_access_key=auth.secret_access_key,
             session_token=auth.session_token,
+            use_server_credentials=config.egress.may_use_server_credentials(
+                urlsplit(config.endpoint_url).hostname or ""
+            ),
         )
     return NoAuth()

@@ -14,6 +14,13 @@ The seed's SageMaker example is the reference::
 
 Secret fields are listed in :data:`SECRET_FIELDS` so the API can redact them; they are also
 hidden from every ``repr``.
+
+The operator's :class:`~mlworker.egress.EgressPolicy` comes in through the validation context
+(``model_validate(raw, context={"egress": policy})``, which
+:func:`mlworker.engines.config_of` does). ``endpointUrl`` is checked against it, a SigV4 config
+without keys is refused unless the policy lets the server's own AWS credentials sign for the
+host, and the validated config keeps the policy (:attr:`ExternalEndpointConfig.egress`) for the
+connect-time checks. Without a context the default policy applies: every internal target denied.
 """
 
 from __future__ import annotations
@@ -22,9 +29,18 @@ from collections.abc import Mapping
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from mlworker.egress import EgressPolicy
 from mlworker.engines._base import EngineConfig
 from mlworker.engines.http_scoring.mapping import parse_path
 
@@ -36,6 +52,9 @@ SECRET_FIELDS = (
     "authConfig.sessionToken",
 )
 REDACTED = "***"
+#: Key of the :class:`~mlworker.egress.EgressPolicy` in the pydantic validation context.
+EGRESS_CONTEXT_KEY = "egress"
+_DEFAULT_POLICY = EgressPolicy()
 
 _HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 
@@ -136,10 +155,16 @@ class ExternalEndpointConfig(EngineConfig):
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
     #: Parallel requests in single mode (one request per candidate).
     max_concurrency: int = Field(default=8, ge=1, le=64)
+    _egress: EgressPolicy = PrivateAttr(default=_DEFAULT_POLICY)
+
+    @property
+    def egress(self) -> EgressPolicy:
+        """The egress policy this config was validated against (connect-time checks use it)."""
+        return self._egress
 
     @field_validator("endpoint_url")
     @classmethod
-    def _http_url(cls, url: str) -> str:
+    def _http_url(cls, url: str, info: ValidationInfo) -> str:
         url = url.strip()
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https"):
@@ -155,7 +180,28 @@ class ExternalEndpointConfig(EngineConfig):
             parts.port  # noqa: B018 - raises on a malformed port
         except ValueError as error:
             raise ValueError(f"endpointUrl has an invalid port: {error}") from None
+        try:
+            _policy(info).check_url(url)
+        except ValueError as error:
+            raise ValueError(f"endpointUrl is refused by the egress policy: {error}") from None
         return url
+
+    @field_validator("auth_config")
+    @classmethod
+    def _no_server_credentials_for_tenant_hosts(
+        cls, auth: AuthConfig, info: ValidationInfo
+    ) -> AuthConfig:
+        url = info.data.get("endpoint_url")
+        if info.data.get("auth_type") != "aws_sigv4" or auth.access_key_id is not None or not url:
+            return auth
+        host = urlsplit(url).hostname or ""
+        if not _policy(info).may_use_server_credentials(host):
+            raise ValueError(
+                "authType 'aws_sigv4' needs authConfig.accessKeyId and "
+                f"authConfig.secretAccessKey: the server's own AWS credentials are not used "
+                f"for {host!r} (the operator lists the hosts that may use them)"
+            )
+        return auth
 
     @model_validator(mode="after")
     def _credentials_for_auth_type(self) -> Self:
@@ -172,11 +218,22 @@ class ExternalEndpointConfig(EngineConfig):
             if (auth.access_key_id is None) != (auth.secret_access_key is None):
                 raise ValueError(
                     "authConfig.accessKeyId and authConfig.secretAccessKey go together; give "
-                    "both, or neither to use the AWS default credential chain"
+                    "both, or neither to use the server's credentials where the operator allows"
                 )
             if auth.session_token is not None and auth.access_key_id is None:
                 raise ValueError("authConfig.sessionToken needs accessKeyId and secretAccessKey")
         return self
+
+    @model_validator(mode="after")
+    def _keep_policy(self, info: ValidationInfo) -> Self:
+        self._egress = _policy(info)
+        return self
+
+
+def _policy(info: ValidationInfo) -> EgressPolicy:
+    context = info.context
+    found = context.get(EGRESS_CONTEXT_KEY) if isinstance(context, Mapping) else None
+    return found if isinstance(found, EgressPolicy) else _DEFAULT_POLICY
 
 
 def redact_secrets(config: Mapping[str, Any]) -> dict[str, Any]:
