@@ -66,9 +66,11 @@ _HEADERS: dict[int, dict[str, Any]] = {
     503: {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait."}},
 }
 
-#: Statuses no declaration reveals: a create that collides with a unique key.
+#: Statuses no declaration reveals: a create that collides with a unique key, a body that names
+#: a record (an outcome's model).
 _EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/algorithm-models"): (409,),
+    ("post", "/api/v1/outcomes"): (404,),
 }
 
 #: Successful answers that are not JSON, which a ``response_class=Response`` route leaves blank.
@@ -77,6 +79,10 @@ _SUCCESS_MEDIA_TYPES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 _WRITES = ("post", "put", "delete", "patch")
+
+
+def _is_id(name: str) -> bool:
+    return name == "id" or name.endswith(("Id", "_id", "Ids", "_ids"))
 
 
 def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
@@ -101,7 +107,10 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
     if "requestBody" in operation:
         statuses.add(413)
     has_path_parameter = any(parameter["in"] == "path" for parameter in parameters)
-    if has_path_parameter:
+    names_a_record = any(
+        parameter["in"] == "query" and _is_id(parameter["name"]) for parameter in parameters
+    )
+    if has_path_parameter or names_a_record:
         statuses.add(404)
     idempotent = any(
         parameter["in"] == "header" and parameter["name"].lower() == "idempotency-key"
@@ -127,7 +136,8 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             if method not in ("get", "post", "put", "delete", "patch"):
                 continue
             responses = operation.setdefault("responses", {})
-            for status in sorted(error_statuses(method, path, operation)):
+            declared = {int(code) for code in responses if code[0] in "45"}
+            for status in sorted(declared | error_statuses(method, path, operation)):
                 answer = responses.setdefault(str(status), {})
                 answer.setdefault("description", _DESCRIPTIONS.get(status, "Error"))
                 if status == 422:
