@@ -217,6 +217,11 @@ class Settings(BaseSettings):
         )
 
     # --- tenant outputs and platform tables ----------------------------------------------------
+    # Job outputs live per tenant (<outputs>/<tenant>/<kind>/<job>.<ext>), apart from the shared
+    # data root; a tenant reads its own back as {"path": "outputs/<kind>/<file>"}.
+    outputs: Path = Field(
+        Path("./var/outputs"), validation_alias=_env("MLWORKER_OUTPUTS", "outputs")
+    )
 
     # --- uploads and process-wide memory -------------------------------------------------------
 

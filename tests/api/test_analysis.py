@@ -77,7 +77,10 @@ def test_segments_from_a_platform_table_with_assignments_in_the_store(
     app_client, platform_customers, postgres_url, request, store
 ) -> None:
     schema, truth = platform_customers
-    settings: dict[str, Any] = {"platform_database_url": postgres_url}
+    settings: dict[str, Any] = {
+        "platform_database_url": postgres_url,
+        "platform_tables": ("mlwt_*.*",),  # the test's own schema; bare patterns mean public
+    }
     if store == "postgres":
         own = request.getfixturevalue("store_schema")
         settings.update(database_url=postgres_url, database_schema=own)
@@ -132,7 +135,12 @@ def test_segments_from_parquet_write_a_parquet_file_under_the_data_root(
     assert status["status"] == "completed", status["error"]
     written = status["result"]["assignments"]
     assert written["kind"] == "file" and written["rows"] == 500
-    stored = pd.read_parquet(tmp_path / "data" / written["path"])
+    assert written["path"] == f"outputs/segments/{job['jobId']}.parquet"
+    # Written to the tenant's own outputs folder, never under the shared data root.
+    stored = pd.read_parquet(
+        tmp_path / "var" / "outputs" / "default" / "segments" / f"{job['jobId']}.parquet"
+    )
+    assert not list((tmp_path / "data").rglob(f"{job['jobId']}*"))
     assert list(stored["row_key"]) == list(frame["customer_id"])
     assert adjusted_rand_score(truth, stored["cluster_id"]) >= 0.9
     page = client.get(f"/analyze/segments/{job['jobId']}/assignments", params={"limit": 3}).json()
@@ -174,7 +182,7 @@ def test_unknown_table_and_column_are_refused_before_queuing(
     app_client, platform_customers, postgres_url
 ) -> None:
     schema, _ = platform_customers
-    with app_client(platform_database_url=postgres_url) as client:
+    with app_client(platform_database_url=postgres_url, platform_tables=("mlwt_*.*",)) as client:
         missing = client.post(
             "/analyze/segments", json={"dataset": {"table": "ds_nope", "schema": schema}}
         )

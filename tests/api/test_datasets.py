@@ -441,7 +441,9 @@ def platform_table(postgres_url: str, pg_schema: str) -> str:
 def platform_client(
     make_settings: SettingsFactory, postgres_url: str, platform_table: str
 ) -> Iterator[TestClient]:
-    with open_client(make_settings(platform_database_url=postgres_url)) as client:
+    # The tables live in the test's own schema; a bare pattern reaches the default one only.
+    settings = make_settings(platform_database_url=postgres_url, platform_tables=("mlwt_*.*",))
+    with open_client(settings) as client:
         yield client
 
 

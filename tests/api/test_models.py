@@ -174,7 +174,7 @@ def test_rows_missing_a_column_are_a_400_naming_it(api: TestClient, model_id: st
     assert "Contract" in problem["detail"]
 
 
-def test_a_dataset_is_predicted_by_a_job_writing_under_the_data_root(
+def test_a_dataset_is_predicted_by_a_job_writing_to_the_tenant_outputs(
     api: TestClient, settings: Settings, model_id: str
 ) -> None:
     body = {"dataset": {"path": "churn.csv"}, "output_format": "csv"}
@@ -186,7 +186,9 @@ def test_a_dataset_is_predicted_by_a_job_writing_under_the_data_root(
     assert status["status"] == "completed", status
     result = status["result"]
     assert result["rows"] == CHURN_ROWS
-    written = pd.read_csv(settings.data_root / result["path"])
+    job_id = response.json()["jobId"]
+    assert result["path"] == f"outputs/predictions/{job_id}.csv"
+    written = pd.read_csv(settings.outputs / "default" / "predictions" / f"{job_id}.csv")
     assert list(written.columns) == ["prediction", "probability_No", "probability_Yes"]
     assert len(written) == CHURN_ROWS
     assert set(written["prediction"]) <= {"Yes", "No"}

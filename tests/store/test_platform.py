@@ -124,6 +124,8 @@ def schema(pg_schema: str, engine: sa.Engine) -> str:
 
 
 def _source(url: str, *, row_cap: int = 1000, **kwargs: Any) -> TableSource:
+    # The tables live in the test's own schema: a bare pattern reaches the default schema only.
+    kwargs.setdefault("allowed", ("*", "mlwt_*.*"))
     return TableSource(platform.PlatformTables(url, **kwargs), row_cap=row_cap)
 
 
@@ -421,16 +423,16 @@ def test_hidden_schema_as_default_schema_is_unreadable(search_path_url: str, sch
 
 
 def test_allow_list_patterns(postgres_url: str, schema: str) -> None:
-    source = _source(postgres_url, allowed=("ds_*",))
+    source = _source(postgres_url, allowed=(f"{schema}.ds_*",))
     source.validate(TableDataset(table="ds_customers", schema_=schema), tenant="t")
     with pytest.raises(UnknownTable):
         source.validate(TableDataset(table="other_table", schema_=schema), tenant="t")
     with pytest.raises(UnknownTable):
         source.validate(TableDataset(table="Customer Events", schema_=schema), tenant="t")
-    both = _source(postgres_url, allowed=("ds_*", "Customer *"))
+    both = _source(postgres_url, allowed=(f"{schema}.ds_*", f"{schema}.Customer *"))
     both.validate(TableDataset(table="Customer Events", schema_=schema), tenant="t")
     with pytest.raises(UnknownTable):  # an allow-list never opens our own tables
-        _source(postgres_url, allowed=("*",)).validate(
+        _source(postgres_url, allowed=("*.*",)).validate(
             TableDataset(table="mlw_jobs", schema_=schema), tenant="t"
         )
 
@@ -471,7 +473,8 @@ def test_limit_without_primary_key_orders_by_every_column(postgres_url: str, sch
 
 
 def test_small_batches_are_concatenated(postgres_url: str, schema: str) -> None:
-    source = TableSource(platform.PlatformTables(postgres_url), row_cap=100, batch_rows=2)
+    tables = platform.PlatformTables(postgres_url, allowed=(f"{schema}.*",))
+    source = TableSource(tables, row_cap=100, batch_rows=2)
     table = _read(source, table="ds_customers", schema=schema)
     assert table.column("id").to_pylist() == [1, 2, 3, 4, 5]
 

@@ -13,6 +13,7 @@ Filters are structured (column, operator, value): there is no way to send SQL.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -42,7 +43,14 @@ _OPERATOR_SYNONYMS = {
     "isNull": "is_null",
     "notNull": "not_null",
 }
+#: Most values one ``in``/``not_in`` filter may list (the list travels as one bound array).
+MAX_FILTER_VALUES = 100_000
+#: Most rows a table dataset's ``limit`` may ask for; far above any row cap a budget allows.
+MAX_LIMIT = 1_000_000_000
+
+
 Scalar = str | int | float | bool
+Columns = tuple[Annotated[str, Field(max_length=200)], ...]
 
 
 class _SpecModel(BaseModel):
@@ -62,6 +70,16 @@ class Filter(_SpecModel):
     @classmethod
     def _synonyms(cls, value: object) -> object:
         return _OPERATOR_SYNONYMS.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("value")
+    @classmethod
+    def _bounded_and_finite(cls, value: object) -> object:
+        values = value if isinstance(value, list) else [value]
+        if len(values) > MAX_FILTER_VALUES:
+            raise ValueError(f"at most {MAX_FILTER_VALUES} values, not {len(values)}")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ValueError("numbers must be finite (not NaN or Infinity)")
+        return value
 
     @model_validator(mode="after")
     def _value_matches_operator(self) -> Filter:
@@ -86,7 +104,7 @@ class PathDataset(_SpecModel):
 
     path: str = Field(min_length=1, max_length=4096)
     format: Literal["csv", "tsv", "parquet"] | None = None
-    columns: tuple[str, ...] | None = None
+    columns: Columns | None = None
 
 
 class TableDataset(_SpecModel):
@@ -94,23 +112,23 @@ class TableDataset(_SpecModel):
 
     table: str = Field(min_length=1, max_length=200)
     schema_: str | None = Field(None, alias="schema", max_length=200)
-    columns: tuple[str, ...] | None = None
-    filters: tuple[Filter, ...] = ()
-    limit: int | None = Field(None, ge=1)
+    columns: Columns | None = None
+    filters: tuple[Filter, ...] = Field((), max_length=100)
+    limit: int | None = Field(None, ge=1, le=MAX_LIMIT)
 
 
 class RowsDataset(_SpecModel):
     """Rows sent inline in the request."""
 
     rows: tuple[dict[str, Any], ...] = Field(min_length=1)
-    columns: tuple[str, ...] | None = None
+    columns: Columns | None = None
 
 
 class UploadedDataset(_SpecModel):
     """A file uploaded earlier with ``POST /datasets``."""
 
     dataset_id: str = Field(min_length=1, max_length=40)
-    columns: tuple[str, ...] | None = None
+    columns: Columns | None = None
 
 
 _SPEC_CLASSES: dict[str, type[BaseModel]] = {

@@ -22,14 +22,16 @@ from mlworker.analysis.policies import PolicyConfig, analyze_policies
 from mlworker.analysis.policies import columns_needed as policy_columns
 from mlworker.analysis.segmentation import SegmentationConfig, SegmentationResult, analyze_segments
 from mlworker.analysis.segmentation import columns_needed as segmentation_columns
+from mlworker.data.outputs import OUTPUTS_PREFIX, TenantOutputs
 from mlworker.data.spec import DatasetSpec
 from mlworker.data.values import LoadedDataset
 from mlworker.errors import InvalidInput, NotFound, UnknownColumn
 from mlworker.jobs.context import JobContext
 from mlworker.jobs.registry import job_type
 from mlworker.jobs.values import JobStatus
-from mlworker.services.datasets import DatasetService, build_loader, safe_file_name
+from mlworker.services.datasets import DatasetService, build_loader
 from mlworker.services.jobs import JobService, Submission, validation_failed
+from mlworker.services.outputs import write_output
 from mlworker.store.segments import SegmentAssignmentRepository
 
 Report = Callable[[float, str], None]
@@ -188,18 +190,24 @@ def write_assignments(
     names = [result.segment_names[int(label)] for label in labels.tolist()]
     id_column = config.id_column
     if config.write_assignments == "file":
-        tenant_folder = safe_file_name(context.tenant, fallback="tenant")
-        relative = f"results/{tenant_folder}/segments/{context.job_id}.parquet"
-        path = Path(context.settings.data_root) / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
         table = pd.DataFrame({"row_number": range(len(labels))})
         table["row_key"] = frame[id_column].to_numpy() if id_column is not None else None
         table["cluster_id"] = labels
         table["segment_name"] = names
-        partial = path.with_suffix(".parquet.partial")
-        table.to_parquet(partial, index=False)
-        partial.replace(path)  # readers never see half a file
-        return {"kind": "file", "path": relative, "rows": len(labels), "format": "parquet"}
+        relative = write_output(
+            table,
+            settings=context.settings,
+            tenant=context.tenant,
+            kind="segments",
+            file_name=f"{context.job_id}.parquet",
+        )
+        return {
+            "kind": "file",
+            "path": relative,
+            "rows": len(labels),
+            "format": "parquet",
+            "url": f"/analyze/segments/{context.job_id}/assignments",
+        }
     keys = None
     if id_column is not None:
         values = frame[id_column]
@@ -296,9 +304,21 @@ class AnalysisService:
         )
 
     def assignments(
-        self, job_id: str, *, tenant: str, offset: int, limit: int, data_root: Path
+        self,
+        job_id: str,
+        *,
+        tenant: str,
+        offset: int,
+        limit: int,
+        data_root: Path,
+        outputs: Path,
     ) -> dict[str, Any]:
-        """Return a page of a segmentation job's assignments, from the table or its file."""
+        """Return a page of a segmentation job's assignments, from the table or its file.
+
+        The file is read from the tenant's own outputs folder (``outputs``); results of
+        earlier versions name a path under ``data_root``, which the job's own tenant check
+        (the job was found for this tenant) makes safe to read.
+        """
         job = self._jobs.get(job_id, tenant=tenant)
         if job.type != "segmentation":
             raise NotFound(f"job {job_id!r} is not a segmentation job", field="jobId")
@@ -327,7 +347,11 @@ class AnalysisService:
                 )
             ]
         else:
-            table = pq.read_table(data_root / written["path"]).slice(offset, limit)
+            table = pq.read_table(
+                _assignments_file(
+                    written["path"], tenant=tenant, data_root=data_root, outputs=outputs
+                )
+            ).slice(offset, limit)
             rows = [
                 {
                     "rowNumber": row["row_number"],
@@ -338,3 +362,11 @@ class AnalysisService:
                 for row in table.to_pylist()
             ]
         return {"jobId": job_id, "total": total, "offset": offset, "items": rows}
+
+
+def _assignments_file(path: str, *, tenant: str, data_root: Path, outputs: Path) -> Path:
+    """Locate the assignments file a segmentation result names (for this tenant only)."""
+    prefix = f"{OUTPUTS_PREFIX}/"
+    if not path.startswith(prefix):  # a result written before MLWORKER_OUTPUTS existed
+        return data_root / path
+    return TenantOutputs(outputs).resolve(tenant, path.removeprefix(prefix), field="jobId")

@@ -13,7 +13,6 @@ from mlworker.data.files import detect_format, read_file
 from mlworker.data.loader import DatasetLoader
 from mlworker.data.profile import fingerprint, profile_columns
 from mlworker.data.sources import (
-    PathSource,
     RowsSource,
     StoredUpload,
     TableSource,
@@ -21,6 +20,7 @@ from mlworker.data.sources import (
 )
 from mlworker.data.values import LoadedDataset, UploadInfo
 from mlworker.errors import DatasetNotFound, NotFound
+from mlworker.services.outputs import path_source
 from mlworker.store.artifacts import ArtifactStore
 from mlworker.store.datasets import DatasetRepository, new_dataset_id
 from mlworker.store.db import Database
@@ -82,7 +82,7 @@ def build_loader(settings: Settings, db: Database) -> DatasetLoader:
     )
     return DatasetLoader(
         {
-            "path": PathSource(settings.data_root),
+            "path": path_source(settings),
             "table": TableSource(platform, row_cap=settings.table_row_cap),
             "rows": RowsSource(),
             "upload": UploadSource(StoredUploads(DatasetRepository(db), artifacts)),

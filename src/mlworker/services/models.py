@@ -18,6 +18,7 @@ from mlworker.jobs.registry import job_type
 from mlworker.registry.values import RegisteredModel, is_model_id
 from mlworker.serialization import json_safe
 from mlworker.services.datasets import build_loader
+from mlworker.services.outputs import write_output
 from mlworker.services.training import ESTIMATOR_KIND, SnakeModel
 from mlworker.store.artifacts import ArtifactStore
 from mlworker.store.db import Database
@@ -178,7 +179,11 @@ class PredictParams(SnakeModel):
 
 @job_type("predict", params=PredictParams)
 def predict_job(params: PredictParams, context: JobContext) -> dict[str, Any]:
-    """Predict every row of a dataset and write the predictions under the data root."""
+    """Predict every row of a dataset and write the predictions to the tenant's outputs.
+
+    The result's ``path`` (``outputs/predictions/<job>.<ext>``) reads them back as a dataset,
+    for this tenant only.
+    """
     repository = ModelRepository(context.db)
     try:
         model = repository.get(params.model_id, tenant=context.tenant, kind=ESTIMATOR_KIND)
@@ -194,13 +199,13 @@ def predict_job(params: PredictParams, context: JobContext) -> dict[str, Any]:
     if "probabilities" in answer:
         for label in answer["classes"]:
             output[f"probability_{label}"] = [row[str(label)] for row in answer["probabilities"]]
-    relative = f"predictions/{params.model_id}/{context.job_id}.{params.output_format}"
-    path = context.settings.data_root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if params.output_format == "parquet":
-        output.to_parquet(path, index=False)
-    else:
-        output.to_csv(path, index=False)
+    relative = write_output(
+        output,
+        settings=context.settings,
+        tenant=context.tenant,
+        kind="predictions",
+        file_name=f"{context.job_id}.{params.output_format}",
+    )
     context.report(1.0, "predictions written")
     task = loaded.model.task
     summary: dict[str, Any] = {

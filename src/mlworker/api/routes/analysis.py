@@ -87,4 +87,5 @@ def segment_assignments(
         offset=offset,
         limit=limit,
         data_root=services.settings.data_root,
+        outputs=services.settings.outputs,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -13,6 +15,7 @@ from mlworker.errors import InvalidInput, UnknownColumn
 from mlworker.serialization import canonical_hash
 
 _SCALARS = (str, int, float, bool, type(None))
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _column_names(spec: RowsDataset) -> list[str]:
@@ -31,18 +34,35 @@ def _column(values: list[Any]) -> pa.Array[Any]:
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
+def _problem(key: str, value: object) -> str | None:
+    """Say what is wrong with one cell, if anything.
+
+    Text with a lone surrogate cannot be encoded (Arrow, hashing, the database all fail on
+    it), and a non-finite number is no JSON value; both are the request's fault.
+    """
+    if _LONE_SURROGATE.search(key):
+        return "column name contains a lone surrogate (\\ud800-\\udfff), which is not Unicode"
+    if not isinstance(value, _SCALARS):
+        return f"value of {key!r} must be a string, number, boolean or null"
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):
+        return f"value of {key!r} contains a lone surrogate (\\ud800-\\udfff), which is not Unicode"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"value of {key!r} must be a finite number (not NaN or Infinity)"
+    return None
+
+
 class RowsSource:
     """Inline rows: scalar values only, columns united across rows."""
 
     def validate(self, spec: RowsDataset, *, tenant: str) -> None:
-        """Check values are scalars and requested columns exist."""
+        """Check values are valid scalars and requested columns exist."""
         for index, row in enumerate(spec.rows):
             for key, value in row.items():
-                if not isinstance(value, _SCALARS):
-                    raise InvalidInput(
-                        f"value of {key!r} must be a string, number, boolean or null",
-                        field=f"dataset.rows.{index}.{key}",
-                    )
+                problem = _problem(key, value)
+                if problem is not None:
+                    # A key that is not Unicode cannot be named in the message either.
+                    shown = key if not _LONE_SURROGATE.search(key) else ascii(key)
+                    raise InvalidInput(problem, field=f"dataset.rows.{index}.{shown}")
         names = _column_names(spec)
         for column in spec.columns or ():
             if column not in names:
