@@ -86,3 +86,30 @@ def test_every_operation_keeps_its_contract(
         pytest.skip(reason)
     _, base_url = served
     case.call_and_validate(base_url=base_url, session=session, headers=AUTH, checks=CHECKS)
+
+
+def test_linked_operations_keep_their_contract(
+    served: tuple[Any, str], session: requests.Session
+) -> None:
+    """Chains of calls along the links schemathesis infers (create → read, update, delete)."""
+    _, base_url = served
+    machine = schema.as_state_machine()
+
+    class Linked(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": base_url, "session": session, "headers": AUTH}
+
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            case.validate_response(response, checks=CHECKS, headers=AUTH)
+
+    Linked.run(
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
