@@ -67,10 +67,11 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 #: Statuses no declaration reveals: a create that collides with a unique key, a body that names
-#: a record (an outcome's model).
+#: a record (an outcome's model, the study a training links to).
 _EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/algorithm-models"): (409,),
     ("post", "/api/v1/outcomes"): (404,),
+    ("post", "/train"): (404,),
 }
 
 #: Successful answers that are not JSON, which a ``response_class=Response`` route leaves blank.
