@@ -8,6 +8,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from mlworker.data.spec import (
+    MAX_FILTER_VALUES,
+    MAX_LIMIT,
     DatasetSpec,
     Filter,
     PathDataset,
@@ -196,3 +198,34 @@ def test_dump_and_validate_round_trip() -> None:
     assert SPEC.validate_python(original.model_dump(mode="json", by_alias=True)) == original
     upload = SPEC.validate_python({"datasetId": "ds-1", "columns": ["a"]})
     assert SPEC.validate_python(upload.model_dump(mode="json", by_alias=True)) == upload
+
+
+# --- bounds (issue 10: values that used to fail inside the database) ------------------------------
+
+
+@pytest.mark.parametrize("limit", [10**20, 1e20, MAX_LIMIT + 1])
+def test_limit_is_bounded(limit: float) -> None:
+    errors = _errors({"table": "t", "limit": limit})
+    assert errors[0]["loc"][-1] == "limit"
+
+
+def test_the_largest_limit_is_accepted() -> None:
+    assert SPEC.validate_python({"table": "t", "limit": MAX_LIMIT}).limit == MAX_LIMIT
+
+
+def test_filter_value_count_is_bounded_and_names_the_value() -> None:
+    values = list(range(MAX_FILTER_VALUES + 1))
+    errors = _errors({"table": "t", "filters": [{"column": "a", "op": "in", "value": values}]})
+    assert [error["loc"][-3:] for error in errors] == [("filters", 0, "value")]
+    many = SPEC.validate_python(
+        {"table": "t", "filters": [{"column": "a", "op": "in", "value": values[:-1]}]}
+    )
+    assert len(many.filters[0].value) == MAX_FILTER_VALUES
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("op", ["eq", "in"])
+def test_filter_numbers_are_finite(number: float, op: str) -> None:
+    value: object = [1.0, number] if op == "in" else number
+    errors = _errors({"table": "t", "filters": [{"column": "a", "op": op, "value": value}]})
+    assert [error["loc"][-3:] for error in errors] == [("filters", 0, "value")]
