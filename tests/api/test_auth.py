@@ -29,6 +29,11 @@ def test_every_endpoint_but_health_and_metrics_needs_a_key(app_client) -> None:
         assert_problem(wrong, 401, "unauthorized")
         basic = client.get("/jobs", headers={"Authorization": "Basic a2V5LWE6"})
         assert_problem(basic, 401, "unauthorized")
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            refused = client.get(path)
+            assert_problem(refused, 401, "unauthorized")
+            assert refused.headers["www-authenticate"].startswith("Basic")  # a browser prompts
+            assert client.get(path, headers=A).status_code == 200
 
 
 def test_records_are_scoped_to_the_key_tenant(app_client) -> None:
