@@ -172,8 +172,8 @@ def address_denial(address: Address) -> str | None:
         (address.is_unspecified, "unspecified"),
         (address.is_multicast, "multicast"),
         (address in _SHARED_ADDRESS_SPACE, "shared-address-space"),
-        (address.is_private, "private"),
         (address.is_reserved, "reserved"),
+        (address.is_private, "private"),
         (not address.is_global, "non-global"),
     )
     return next((name for denied, name in checks if denied), None)

@@ -39,14 +39,18 @@ Behaviour (constructor keywords, or :meth:`ScoringServer.configure`; see :class:
 ``model``
     ``instance -> score`` (any JSON value, so tests can answer 1.7 or ``"high"``);
     :func:`default_model` by default.
-``delay_s``, ``drip_s``, ``status``, ``raw_body``, ``extra_scores``
+``delay_s``, ``drip_s``, ``status``, ``location``, ``raw_body``, ``extra_scores``
     Wait before answering (interrupted when the server stops); send the answer in 10 pieces
     with ``drip_s`` between them (a server that trickles); answer with another status (a
-    JSON error body); answer these exact bytes (``b"not json"``); add (or, negative, drop)
-    scores in batch answers to get the length wrong.
+    JSON error body), with a ``Location`` header when set (a redirect); answer these exact
+    bytes (``b"not json"``); add (or, negative, drop) scores in batch answers to get the
+    length wrong.
 
 Recorded: :attr:`ScoringServer.requests` (:class:`RecordedRequest`: method, path with query,
-headers, raw body) and :attr:`ScoringServer.request_count`.
+headers, raw body), :attr:`ScoringServer.request_count` and
+:attr:`ScoringServer.accepted_connections` (TCP connections accepted, requests or not).
+
+``host`` picks the loopback address to listen on (``"127.0.0.2"``, ``"::1"``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -98,6 +103,7 @@ class Behaviour:
     raw_body: bytes | None = None
     extra_scores: int = 0
     drip_s: float = 0.0
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,8 +160,12 @@ class ScoringServer:
         Initial :class:`Behaviour` fields.
     """
 
-    def __init__(self, *, path: str = "/invocations", **behaviour: Any) -> None:
+    def __init__(
+        self, *, path: str = "/invocations", host: str = "127.0.0.1", **behaviour: Any
+    ) -> None:
         self.path = path
+        self.host = host
+        self._accepted = 0
         self._behaviour = Behaviour(**behaviour)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -167,9 +177,9 @@ class ScoringServer:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> Self:
-        """Listen on a free port of 127.0.0.1 and serve from a daemon thread."""
+        """Listen on a free port of :attr:`host` and serve from a daemon thread."""
         handler = _handler_for(self)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _CountingServer(self, (self.host, 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -205,7 +215,14 @@ class ScoringServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def accepted_connections(self) -> int:
+        """TCP connections accepted so far (a refused call must leave this at zero)."""
+        with self._lock:
+            return self._accepted
 
     @property
     def url(self) -> str:
@@ -280,6 +297,24 @@ class ScoringServer:
         return 200, json.dumps(_response(instances, behaviour)).encode()
 
 
+class _CountingServer(ThreadingHTTPServer):
+    """Counts every accepted connection; listens on IPv6 for an IPv6 host."""
+
+    daemon_threads = True
+
+    def __init__(self, owner: ScoringServer, address: tuple[str, int], handler: Any) -> None:
+        self._owner = owner
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        accepted = super().get_request()
+        with self._owner._lock:
+            self._owner._accepted += 1
+        return accepted
+
+
 def _instances(body: Any, behaviour: Behaviour) -> list[Mapping[str, Any]]:
     if behaviour.mode == "batch":
         items = body if behaviour.instances_key is None else body[behaviour.instances_key]
@@ -348,6 +383,8 @@ def _handler_for(server: ScoringServer) -> type[BaseHTTPRequestHandler]:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if server.behaviour.location is not None and 300 <= status < 400:
+                    self.send_header("Location", server.behaviour.location)
                 self.end_headers()
                 if drip_s <= 0:
                     self.wfile.write(payload)

@@ -52,19 +52,27 @@ def engine_class(kind: str) -> type[ScoringEngine]:
 
 
 def config_of(
-    kind: str, config: Mapping[str, Any] | None = None, *, egress: EgressPolicy | None = None
+    kind: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    egress: EgressPolicy | None = None,
+    check_egress: bool = True,
 ) -> EngineConfig:
     """Validate ``config`` (camelCase or snake_case) against ``kind``'s config model.
 
     ``egress`` is the operator's policy for engines that call out (it travels in the
     validation context); without it such engines get the default, deny-internal policy.
+    ``check_egress=False`` skips the checks made when a tenant saves a config (for stored
+    configs: the policy still refuses their calls at connect time).
 
     Raises
     ------
     pydantic.ValidationError
         A field is unknown or has a bad value (or names a target the policy denies).
     """
-    context = None if egress is None else {"egress": egress}
+    context: dict[str, Any] = {"check_egress": check_egress}
+    if egress is not None:
+        context["egress"] = egress
     return engine_class(kind).Config.model_validate(dict(config or {}), context=context)
 
 
@@ -79,14 +87,15 @@ def build_engine(
     """Construct an engine of ``kind``, restoring ``state`` when given.
 
     ``egress`` is the operator's egress policy (see :func:`config_of`); a config already
-    validated is validated again under it.
+    validated is validated again under it. The config is taken as saved: what the policy
+    refuses fails at connect time (with a stable reason), not here.
     """
     cls = engine_class(kind)
     if isinstance(config, EngineConfig) and egress is None:
         validated = config
     else:
         raw = config.model_dump(by_alias=True) if isinstance(config, EngineConfig) else config
-        validated = config_of(kind, raw, egress=egress)
+        validated = config_of(kind, raw, egress=egress, check_egress=False)
     engine = cast(Any, cls)(validated, random_state=random_state)
     if state:
         engine.load_state(state)

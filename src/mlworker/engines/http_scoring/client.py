@@ -42,7 +42,6 @@ from mlworker.engines.http_scoring.transport import (
     JsonEndpoint,
 )
 
-log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -277,8 +276,10 @@ class ScoringClient:
         self._count(failures=1)
         with self._lock:
             self._stats = replace(self._stats, last_error=reason)
-        # The detail (addresses, error text, what the answer held) is for operators only.
-        log.warning(
+        # The detail (addresses, error text, what the answer held) is for operators only. The
+        # logger is looked up per failure, not cached per module: failures are rare, and a
+        # fresh logger always follows the current structlog configuration.
+        structlog.get_logger(__name__).warning(
             "external endpoint call failed",
             endpoint=self._endpoint.display_url,
             reason=reason,

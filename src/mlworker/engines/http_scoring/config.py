@@ -17,10 +17,12 @@ hidden from every ``repr``.
 
 The operator's :class:`~mlworker.egress.EgressPolicy` comes in through the validation context
 (``model_validate(raw, context={"egress": policy})``, which
-:func:`mlworker.engines.config_of` does). ``endpointUrl`` is checked against it, a SigV4 config
-without keys is refused unless the policy lets the server's own AWS credentials sign for the
-host, and the validated config keeps the policy (:attr:`ExternalEndpointConfig.egress`) for the
-connect-time checks. Without a context the default policy applies: every internal target denied.
+:func:`mlworker.engines.config_of` does). When a tenant saves a config, ``endpointUrl`` is
+checked against it and a SigV4 config without keys is refused unless the policy lets the
+server's own AWS credentials sign for the host. The validated config keeps the policy
+(:attr:`ExternalEndpointConfig.egress`) for the connect-time checks, which apply to every call,
+also of configs stored before the policy changed. Without a context the default policy
+applies: every internal target denied.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ SECRET_FIELDS = (
 REDACTED = "***"
 #: Key of the :class:`~mlworker.egress.EgressPolicy` in the pydantic validation context.
 EGRESS_CONTEXT_KEY = "egress"
+#: Context key: ``False`` skips the checks made when a tenant saves a config (a stored config
+#: being rebuilt); the same rules still hold at connect time, with a stable failure category.
+CHECK_EGRESS_CONTEXT_KEY = "check_egress"
 _DEFAULT_POLICY = EgressPolicy()
 
 _HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
@@ -181,7 +186,8 @@ class ExternalEndpointConfig(EngineConfig):
         except ValueError as error:
             raise ValueError(f"endpointUrl has an invalid port: {error}") from None
         try:
-            _policy(info).check_url(url)
+            if _checks_on_save(info):
+                _policy(info).check_url(url)
         except ValueError as error:
             raise ValueError(f"endpointUrl is refused by the egress policy: {error}") from None
         return url
@@ -193,6 +199,8 @@ class ExternalEndpointConfig(EngineConfig):
     ) -> AuthConfig:
         url = info.data.get("endpoint_url")
         if info.data.get("auth_type") != "aws_sigv4" or auth.access_key_id is not None or not url:
+            return auth
+        if not _checks_on_save(info):
             return auth
         host = urlsplit(url).hostname or ""
         if not _policy(info).may_use_server_credentials(host):
@@ -228,6 +236,13 @@ class ExternalEndpointConfig(EngineConfig):
     def _keep_policy(self, info: ValidationInfo) -> Self:
         self._egress = _policy(info)
         return self
+
+
+def _checks_on_save(info: ValidationInfo) -> bool:
+    context = info.context
+    return (
+        not isinstance(context, Mapping) or context.get(CHECK_EGRESS_CONTEXT_KEY, True) is not False
+    )
 
 
 def _policy(info: ValidationInfo) -> EgressPolicy:
