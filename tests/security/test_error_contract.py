@@ -201,3 +201,13 @@ def test_the_document_describes_problem_answers_on_every_operation(client: httpx
                 assert {"401", "503"} <= errors, (method, path)
                 assert operation["security"], (method, path)
     assert "text/plain" in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+
+
+def test_a_chunked_body_is_checked_whole(client: httpx.Client) -> None:
+    chunks = [b'{"customerId": "c", "offers": [', b'{"id": "o", "priority": NaN}]}']
+    answer = client.post(
+        "/api/v1/score",
+        content=iter(chunks),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert_problem(answer, 422, "validation_error", field="offers.0.priority")

@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_api_docs(app)
     # Innermost: sees the body after the size limit has been applied to it.
-    app.add_middleware(StrictJSONMiddleware)
+    app.add_middleware(StrictJSONMiddleware, limit=int(settings.max_request_bytes))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlworker.api.metrics import ApiMetrics
@@ -58,6 +59,8 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = 499  # the client left while sending its body: nobody to answer
         except Exception as exc:
             if response_started:
                 raise  # half an answer is on the wire: only closing the connection is honest
@@ -271,8 +274,9 @@ class StrictJSONMiddleware:
     naming the field, before any route or service sees the body.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -281,39 +285,45 @@ class StrictJSONMiddleware:
             return
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
         media_type = content_type.split(b";", 1)[0].strip()
-        if media_type and not (media_type == b"application/json" or media_type.endswith(b"+json")):
+        # FastAPI parses a body as JSON only when it says so (strict content type).
+        if not (media_type == b"application/json" or media_type.endswith(b"+json")):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
+        pending: list[Message] = []
+        size = 0
+        complete = False
         while True:
             message = await receive()
+            pending.append(message)
             if message["type"] != "http.request":
-                break  # the client went away: let the route see the disconnect
-            chunks.append(message.get("body", b""))
+                break  # the client went away: the route sees the disconnect
+            size += len(message.get("body", b""))
             if not message.get("more_body", False):
+                complete = True
                 break
-        body = b"".join(chunks)
-        found = invalid_json_value(body)
-        if found is not None:
-            field, message_text = found
-            response = problem(
-                422,
-                "validation_error",
-                "Validation failed",
-                f"{field}: {message_text}",
-                field=field,
-                instance=scope["path"],
-                errors=[{"field": field, "message": message_text}],
-            )
-            await response(scope, receive, send)
-            return
-        replayed = False
+            if size > self.limit:
+                break  # no JSON route takes a body this large (upload route): not buffered
+        if complete:
+            body = b"".join(message.get("body", b"") for message in pending)
+            found = invalid_json_value(body)
+            if found is not None:
+                field, message_text = found
+                response = problem(
+                    422,
+                    "validation_error",
+                    "Validation failed",
+                    f"{field}: {message_text}",
+                    field=field,
+                    instance=scope["path"],
+                    errors=[{"field": field, "message": message_text}],
+                )
+                await response(scope, receive, send)
+                return
+            pending = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
+            if pending:
+                return pending.pop(0)
             return await receive()
 
         await self.app(scope, replay, send)
