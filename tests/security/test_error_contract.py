@@ -62,7 +62,9 @@ def _peer_port(client: httpx.Client) -> int:
     return int(answer.json()["port"])
 
 
-def test_a_500_keeps_the_keep_alive_connection_usable(client: httpx.Client) -> None:
+def test_a_500_keeps_the_keep_alive_connection_usable(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     port = _peer_port(client)
     answer = client.get("/test/boom", headers={"X-Request-ID": "req-500"})
     body = assert_problem(answer, 500, "internal_error")
@@ -71,6 +73,14 @@ def test_a_500_keeps_the_keep_alive_connection_usable(client: httpx.Client) -> N
     assert "nobody mapped" not in answer.text  # no internals reach the client
     # The same TCP connection answers the next request (uvicorn used to close it silently).
     assert _peer_port(client) == port
+    logged = [
+        record.msg
+        for record in caplog.records
+        if isinstance(record.msg, dict) and record.msg.get("event") == "unhandled error"
+    ]
+    assert len(logged) == 1 and logged[0]["request_id"] == "req-500"
+    assert isinstance(logged[0]["exc_info"], RuntimeError)  # rendered with its traceback
+    assert logged[0]["exc_info"].__traceback__ is not None
 
 
 def test_a_413_keeps_the_connection_usable_or_says_close(client: httpx.Client) -> None:
