@@ -75,8 +75,14 @@ _EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
 }
 
 #: Successful answers that are not JSON, which a ``response_class=Response`` route leaves blank.
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 _SUCCESS_MEDIA_TYPES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/metrics"): {"text/plain": {"schema": {"type": "string"}}},
+    # format=zip is the portable bundle; skops, joblib and onnx are single binary files.
+    ("get", "/model/{model_id}/artifact"): {
+        "application/zip": _BINARY,
+        "application/octet-stream": _BINARY,
+    },
 }
 
 _WRITES = ("post", "put", "delete", "patch")
