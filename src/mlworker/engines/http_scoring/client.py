@@ -42,7 +42,6 @@ from mlworker.engines.http_scoring.transport import (
     JsonEndpoint,
 )
 
-
 T = TypeVar("T")
 
 #: Fallback reason of a candidate whose request the open breaker refused.
