@@ -127,6 +127,8 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Last resort for errors raised outside the request-context middleware, which answers every
+    # other unexpected error itself so that the server keeps the connection open.
     log.error("unhandled error", exc_info=exc, path=request.url.path)
     return problem(
         500,
