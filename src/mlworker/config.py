@@ -226,6 +226,33 @@ class Settings(BaseSettings):
     # --- uploads and process-wide memory -------------------------------------------------------
 
     # --- overload, server processes and shutdown -----------------------------------------------
+    server_workers: int = Field(
+        1, ge=1, le=64, validation_alias=_env("MLWORKER_SERVER_WORKERS", "server_workers")
+    )
+    max_concurrent_requests: int = Field(
+        2,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("MLWORKER_MAX_CONCURRENT_REQUESTS", "max_concurrent_requests"),
+    )
+    max_queued_requests: int = Field(
+        128,
+        ge=0,
+        le=100_000,
+        validation_alias=_env("MLWORKER_MAX_QUEUED_REQUESTS", "max_queued_requests"),
+    )
+    queue_wait_seconds: float = Field(
+        0.5,
+        ge=0,
+        le=600,
+        validation_alias=_env("MLWORKER_QUEUE_WAIT_SECONDS", "queue_wait_seconds"),
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("MLWORKER_SHUTDOWN_GRACE_SECONDS", "shutdown_grace_seconds"),
+    )
 
     # --- API documentation and error contract --------------------------------------------------
     #: With API keys set, /docs, /redoc and /openapi.json need a key too unless this is true.

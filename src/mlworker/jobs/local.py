@@ -38,6 +38,9 @@ from mlworker.store.jobs import JobRepository
 
 log = structlog.get_logger(__name__)
 
+#: Seconds :meth:`LocalPoolRunner.close` waits for each step (a shutdown has a grace period).
+CLOSE_SECONDS = 2.0
+
 
 @dataclass
 class _Slot:
@@ -146,7 +149,10 @@ class LocalPoolRunner:
         """Start the processes, recover jobs a dead predecessor held, re-submit queued jobs."""
         self._mp.set_forkserver_preload(["mlworker.jobs.local", *JOB_MODULES])
         self._recover_orphans()
-        self._slots = [self._spawn(index) for index in range(self._settings.workers)]
+        # With several server processes, each runs its share of the pool (claims keep any job
+        # offered to more than one of them running once).
+        size = -(-self._settings.workers // self._settings.server_workers)
+        self._slots = [self._spawn(index) for index in range(size)]
         for job_id in self._jobs.ids_with_status(JobStatus.QUEUED, runner=self.name):
             self._enqueue(job_id)
         self._thread = threading.Thread(target=self._loop, name="local-pool", daemon=True)
@@ -163,36 +169,67 @@ class LocalPoolRunner:
             raise MLWorkerError("the local job pool is not running")
 
     def close(self) -> None:
-        """Stop the pool; jobs still running go back to the queue for the next start."""
+        """Stop the pool within a few seconds; running jobs go back to the queue.
+
+        A job cannot finish inside a shutdown grace period of seconds, so its process is killed
+        and the job released without counting the attempt: the next server start runs it again.
+        """
         self._stopping.set()
         self._wake()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=CLOSE_SECONDS)
+        busy = [slot for slot in self._slots if slot.job_id is not None]
         for slot in self._slots:
             if slot.job_id is not None:
                 slot.process.kill()
-                slot.process.join(timeout=5)
-                try:
-                    self._jobs.release(slot.job_id)
-                except MLWorkerError as exc:
-                    log.warning(
-                        "could not re-queue job at shutdown", job_id=slot.job_id, error=str(exc)
-                    )
             else:
                 try:
                     slot.conn.send(None)
                 except OSError:
                     pass
+        deadline = time.monotonic() + CLOSE_SECONDS
         for slot in self._slots:
-            slot.process.join(timeout=5)
+            slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
             if slot.process.is_alive():
                 slot.process.kill()
-                slot.process.join(timeout=5)
+                slot.process.join(timeout=1)
+        for slot in busy:
+            assert slot.job_id is not None
+            attempt = self._held_attempt(slot)
+            if attempt is None:
+                continue
+            try:
+                self._jobs.release(slot.job_id, attempt=attempt)
+            except MLWorkerError as exc:
+                log.warning(
+                    "could not re-queue job at shutdown", job_id=slot.job_id, error=str(exc)
+                )
+        for slot in self._slots:
             slot.conn.close()
             slot.lifeline.close()
         self._slots = []
         self._wake_reader.close()
         self._wake_writer.close()
+
+    def _held_attempt(self, slot: _Slot) -> int | None:
+        """Return the attempt of ``slot.job_id`` that the slot's process claimed, if it did.
+
+        A job can be offered to several slots (a re-submission, another server process's start);
+        only the process that won the claim may release or recover it.
+        """
+        job = self._lookup(slot)
+        worker_id = f"local:{socket.gethostname()}:{os.getpid()}:{slot.process.pid}"
+        if job is None or job.status is not JobStatus.RUNNING or job.worker_id != worker_id:
+            return None
+        return job.attempts
+
+    def _lookup(self, slot: _Slot) -> Job | None:
+        if slot.job_id is None:
+            return None
+        try:
+            return self._jobs.get(slot.job_id, tenant=None)
+        except MLWorkerError:
+            return None
 
     # --- internals -----------------------------------------------------------------------------
     def _spawn(self, index: int) -> _Slot:
@@ -308,10 +345,16 @@ class LocalPoolRunner:
             self._failed_starts = 0
         replacement = self._spawn(slot.index)
         if slot.job_id is not None:
-            self._recover(slot.job_id, slot.kill_reason, exit_code)
+            attempt = self._held_attempt(slot)
+            if attempt is not None:
+                self._recover(slot.job_id, slot.kill_reason, exit_code, attempt)
+            elif (job := self._lookup(slot)) is not None and job.status is JobStatus.QUEUED:
+                self._enqueue(job.id)  # the process died before it claimed the job
         return replacement
 
-    def _recover(self, job_id: str, kill_reason: str | None, exit_code: int | None) -> None:
+    def _recover(
+        self, job_id: str, kill_reason: str | None, exit_code: int | None, attempt: int
+    ) -> None:
         if kill_reason == "time_limit":
             limit = self._settings.job_time_limit_seconds
             error = JobError("time_limit", f"stopped after its time limit of {limit:g} s")
@@ -323,7 +366,7 @@ class LocalPoolRunner:
             )
         try:
             outcome = self._jobs.recover(
-                job_id, attempt=None, error=error, retry=kill_reason != "time_limit"
+                job_id, attempt=attempt, error=error, retry=kill_reason != "time_limit"
             )
         except MLWorkerError as exc:
             log.error("could not record a lost job; the reaper will", job_id=job_id, error=str(exc))
