@@ -97,7 +97,13 @@ def test_async_answers_202_with_a_job_whose_result_is_the_answer(
         ({"scoring": "made_up"}, 400, "invalid_input", "scoring"),
         ({"scoring": "r2"}, 400, "invalid_input", "scoring"),
         ({"algorithm": "NoSuchModel"}, 400, "invalid_input", "algorithm"),
-        ({"dataset_path": "missing.csv"}, 400, "dataset_not_found", "dataset.path"),
+        ({"dataset_path": "missing.csv"}, 400, "dataset_not_found", "dataset_path"),
+        (
+            {"dataset_path": None, "dataset": {"path": "missing.csv"}},
+            400,
+            "dataset_not_found",
+            "dataset.path",
+        ),
     ],
 )
 def test_bad_requests_are_refused_naming_the_field(

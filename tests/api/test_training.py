@@ -135,11 +135,11 @@ def write_bad_files(settings: Settings) -> None:
 
 
 BAD_REQUESTS = [
-    ("missing-file", {"dataset_path": "missing.csv"}, 400, "dataset_not_found", "dataset.path"),
-    ("outside-root", {"dataset_path": "/etc/passwd"}, 400, "path_not_allowed", "dataset.path"),
+    ("missing-file", {"dataset_path": "missing.csv"}, 400, "dataset_not_found", "dataset_path"),
+    ("outside-root", {"dataset_path": "/etc/passwd"}, 400, "path_not_allowed", "dataset_path"),
     ("unknown-target", {"target_column": "Nope"}, 400, "invalid_input", "target_column"),
     ("unknown-algorithm", {"algorithm": "DeepMagic"}, 400, "invalid_input", "algorithm"),
-    ("empty-file", {"dataset_path": "empty.csv"}, 400, "unreadable_dataset", "dataset.path"),
+    ("empty-file", {"dataset_path": "empty.csv"}, 400, "unreadable_dataset", "dataset_path"),
     ("header-only", {"dataset_path": "header.csv"}, 400, "invalid_input", "dataset"),
     ("binary-garbage", {"dataset_path": "garbage.csv"}, 400, "unreadable_dataset", None),
     ("one-class", {"dataset_path": "one_class.csv"}, 400, "invalid_input", "target_column"),

@@ -29,17 +29,28 @@ from pydantic.alias_generators import to_camel
 CUSTOMER_ID = "customerId"
 OFFER_ID = "offerId"
 RESERVED_COLUMNS = (CUSTOMER_ID, OFFER_ID)
+#: Longest string any engine config holds unless its field says less: configs are stored with
+#: every model version and read on every score, so none may grow without bound.
+MAX_CONFIG_TEXT = 4096
 
 
 class EngineConfig(BaseModel):
     """Base of every engine's configuration: frozen, camelCase, unknown fields refused.
 
     Field names and defaults follow the seed's tables exactly; the API validates a model's
-    ``config`` against its engine's subclass, so a wrong field is a 422 naming it.
+    ``config`` against its engine's subclass, so a wrong field is a 422 naming it. Every string
+    is at most :data:`MAX_CONFIG_TEXT` characters unless its field sets a tighter limit, and
+    every list field declares its own ``max_length``; no number is infinite or NaN (Python's
+    JSON reader accepts ``Infinity`` and ``NaN``, and no engine can use them).
     """
 
     model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_max_length=MAX_CONFIG_TEXT,
+        allow_inf_nan=False,
     )
 
 

@@ -85,10 +85,10 @@ class LogisticRegressionConfig(EngineConfig):
     """
 
     learning_rate: float = Field(default=0.01, gt=0, allow_inf_nan=False)
-    max_iterations: int = Field(default=100, ge=1)
+    max_iterations: int = Field(default=100, ge=1, le=100_000)
     regularization: Penalty = "l2"
     regularization_strength: float = Field(default=1.0, ge=0, allow_inf_nan=False)
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int = Field(default=32, ge=1, le=1_000_000)
     tolerance: float = Field(default=1e-4, ge=0, allow_inf_nan=False)
 
 

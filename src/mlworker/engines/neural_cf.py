@@ -69,11 +69,11 @@ class NeuralCFConfig(EngineConfig):
         overfits; the dense layers are shared by every interaction and are not penalised.
     """
 
-    embedding_dim: int = Field(default=8, ge=1)
-    hidden_dim: int = Field(default=16, ge=1)
+    embedding_dim: int = Field(default=8, ge=1, le=1024)
+    hidden_dim: int = Field(default=16, ge=1, le=4096)
     learning_rate: float = Field(default=0.5, gt=0)
-    epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=30, ge=1, le=10_000)
+    batch_size: int = Field(default=32, ge=1, le=1_000_000)
     l2: float = Field(default=0.3, ge=0)
 
 

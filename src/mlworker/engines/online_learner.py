@@ -70,7 +70,7 @@ class OnlineLearnerConfig(EngineConfig):
     learning_rate: float = Field(default=0.01, gt=0, allow_inf_nan=False)
     decay_rate: float = Field(default=0.001, ge=0, allow_inf_nan=False)
     l2: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    epochs: int = Field(default=1, ge=1)
+    epochs: int = Field(default=1, ge=1, le=10_000)
 
 
 def _number(value: Any) -> float | None:

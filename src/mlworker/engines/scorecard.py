@@ -61,6 +61,14 @@ _ORDERED = frozenset(_ORDERED_COMPARISONS)
 _LISTED = frozenset({"in", "not_in"})
 #: Slope of the sigmoid normalisation: the point range spans ``[-3, 3]`` on the logit scale.
 SIGMOID_SLOPE = 6.0
+#: Rules in one scorecard: far beyond a hand-written card, and each is evaluated for every row.
+MAX_RULES = 1000
+#: Values one ``in``/``not_in`` rule lists.
+MAX_RULE_VALUES = 1000
+#: Characters of a rule's text value and description.
+MAX_RULE_TEXT = 1000
+#: Characters of a column name (as for a model's predictors).
+MAX_FIELD_NAME = 255
 
 
 def _as_number(value: Any) -> float | None:
@@ -81,11 +89,23 @@ def _as_number(value: Any) -> float | None:
 class Rule(EngineConfig):
     """One scorecard rule: ``points`` when ``field`` ``operator`` ``value`` holds."""
 
-    field: str = Field(min_length=1)
+    field: str = Field(min_length=1, max_length=MAX_FIELD_NAME)
     operator: Operator
     value: Scalar | list[Scalar]
     points: float = Field(allow_inf_nan=False)
-    description: str = ""
+    description: str = Field("", max_length=MAX_RULE_TEXT)
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_is_bounded(cls, value: Any) -> Any:
+        # Before the union is tried: an oversized value gets one error naming ``value``, not
+        # one per member type.
+        values = value if isinstance(value, list) else [value]
+        if len(values) > MAX_RULE_VALUES:
+            raise ValueError(f"a rule lists at most {MAX_RULE_VALUES} values, got {len(values)}")
+        if any(isinstance(item, str) and len(item) > MAX_RULE_TEXT for item in values):
+            raise ValueError(f"a text value has at most {MAX_RULE_TEXT} characters")
+        return value
 
     @field_validator("value")
     @classmethod
@@ -116,7 +136,7 @@ class ScorecardConfig(EngineConfig):
     """Scorecard configuration (seed table "Scorecard")."""
 
     base_score: float = Field(default=50.0, allow_inf_nan=False)
-    rules: list[Rule] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list, max_length=MAX_RULES)
     normalization: Literal["sigmoid", "linear"] = "sigmoid"
     max_score: float = Field(default=100.0, allow_inf_nan=False)
     min_score: float = Field(default=0.0, allow_inf_nan=False)

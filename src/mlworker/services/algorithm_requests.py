@@ -7,6 +7,7 @@ by the service against the engine's own config model, which these models cannot 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -49,6 +50,12 @@ LearnMode = Literal["per_outcome", "incremental", "scheduled"]
 Scalar = str | int | float | bool | None
 
 _KEY_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+#: Entries of a free-form map (``outcomeWeights``, ``interactionFeatures``).
+MAX_MAP_ENTRIES = 1000
+#: Characters of an outcome name in ``outcomeWeights``.
+MAX_OUTCOME_NAME = 255
+#: Bytes of ``interactionFeatures`` as JSON: it is stored with the model and read on every score.
+MAX_FREE_JSON_BYTES = 65_536
 
 
 class CamelRequest(BaseModel):
@@ -129,8 +136,8 @@ class _ModelFields(CamelRequest):
     target_schema_key: str = Field("", max_length=255)
     predictors: list[Predictor] = Field(default_factory=list, max_length=1000)
     learning_config: LearningConfig = Field(default_factory=LearningConfig)
-    outcome_weights: dict[str, float] | None = None
-    interaction_features: dict[str, Any] | None = None
+    outcome_weights: dict[str, float] | None = Field(None, max_length=MAX_MAP_ENTRIES)
+    interaction_features: dict[str, Any] | None = Field(None, max_length=MAX_MAP_ENTRIES)
     evolution_config: EvolutionConfig | None = None
 
     @field_validator("predictors")
@@ -141,6 +148,22 @@ class _ModelFields(CamelRequest):
             if predictor.field in seen:
                 raise ValueError(f"predictor {predictor.field!r} is listed twice")
             seen.add(predictor.field)
+        return value
+
+    @field_validator("interaction_features")
+    @classmethod
+    def _bounded_features(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Free-form JSON: its nested strings and lists have no schema to bound them one by one.
+        if value is not None and len(json.dumps(value).encode()) > MAX_FREE_JSON_BYTES:
+            raise ValueError(f"at most {MAX_FREE_JSON_BYTES:,} bytes as JSON")
+        return value
+
+    @field_validator("outcome_weights", mode="before")
+    @classmethod
+    def _short_outcome_names(cls, value: Any) -> Any:
+        # Checked here, not with a constrained key type: an error there would quote the key.
+        if isinstance(value, dict) and any(len(str(name)) > MAX_OUTCOME_NAME for name in value):
+            raise ValueError(f"an outcome name has at most {MAX_OUTCOME_NAME} characters")
         return value
 
     @field_validator("outcome_weights")

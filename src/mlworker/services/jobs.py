@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +21,14 @@ from mlworker.store.jobs import JobRepository
 from mlworker.validation import field_path
 
 _DATASET_SPECS = (PathDataset, TableDataset, RowsDataset, UploadedDataset)
+
+
+@runtime_checkable
+class NamesDatasets(Protocol):
+    """Parameters that name a dataset outside a spec field (the seed's ``dataset_path``)."""
+
+    def check_datasets(self, validate: Callable[[BaseModel], None]) -> None:
+        """Validate each such dataset with ``validate``; errors name the request's field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,8 @@ class JobService:
             value = getattr(model, name)
             if isinstance(value, _DATASET_SPECS):
                 self._datasets.validate(value, tenant=tenant)
+        if isinstance(model, NamesDatasets):
+            model.check_datasets(partial(self._datasets.validate, tenant=tenant))
         payload = model.model_dump(mode="json", by_alias=True)
         params_hash = canonical_hash({"type": job_type, "params": payload})
         job, created = self._repository.create(

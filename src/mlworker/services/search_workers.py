@@ -131,8 +131,8 @@ def optimize_worker_job(params: OptimizeWorkerParams, context: JobContext) -> di
     deadline = None
     if params.deadline is not None:
         deadline = started + params.deadline - time.time()
-    dataset = build_loader(context.settings, context.db).load(
-        request.dataset_spec(), tenant=context.tenant
+    dataset = request.load_dataset(
+        build_loader(context.settings, context.db), tenant=context.tenant, progress=None
     )
     if dataset.fingerprint != params.dataset_fingerprint:
         raise InvalidInput("the dataset changed since the search started", field="dataset")

@@ -10,6 +10,7 @@ from mlworker.config import Settings
 from mlworker.errors import NotFound
 from mlworker.services.jobs import JobService, Submission
 from mlworker.services.optimize_request import OptimizeParams, check_trial_budget
+from mlworker.services.training import TrainParams
 from mlworker.store.db import Database
 from mlworker.store.optuna_storage import open_storage
 from mlworker.store.studies import StudyRepository
@@ -33,6 +34,26 @@ class StudyService:
         return self._jobs.submit(
             tenant=tenant,
             job_type="optimize",
+            params=params,
+            idempotency_key=idempotency_key,
+            field_prefix="",
+        )
+
+    def submit_train(
+        self, *, tenant: str, params: TrainParams, idempotency_key: str | None = None
+    ) -> Submission:
+        """Submit a ``train`` job; a ``study_id`` it links must name one of the tenant's studies.
+
+        Raises
+        ------
+        NotFound
+            ``study_id`` names no study of this tenant (``field="study_id"``); no job is created.
+        """
+        if params.study_id is not None:
+            self.record(params.study_id, tenant=tenant)
+        return self._jobs.submit(
+            tenant=tenant,
+            job_type="train",
             params=params,
             idempotency_key=idempotency_key,
             field_prefix="",

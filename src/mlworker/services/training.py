@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from pydantic import (
@@ -15,9 +16,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from mlworker.data.loader import DatasetLoader
 from mlworker.data.spec import DatasetSpec, PathDataset
 from mlworker.data.values import LoadedDataset
-from mlworker.errors import InvalidInput
+from mlworker.errors import InvalidInput, MLWorkerError
 from mlworker.jobs.context import JobContext
 from mlworker.jobs.registry import job_type
 from mlworker.registry.values import ModelVersion, new_model_id
@@ -25,6 +27,7 @@ from mlworker.services.datasets import build_loader
 from mlworker.store.artifacts import ArtifactStore
 from mlworker.store.models import ModelRepository
 from mlworker.store.records import utcnow
+from mlworker.store.studies import StudyRepository
 from mlworker.training import bundle
 from mlworker.training.algorithms import Algorithm, Task, available_algorithms, resolve
 from mlworker.training.model import validate_hyperparams
@@ -65,6 +68,42 @@ class DatasetRequest(SnakeModel):
     def dataset_spec(self) -> Any:
         """Return the dataset as a spec (``dataset_path`` becomes ``{"path": …}``)."""
         return self.dataset if self.dataset is not None else PathDataset(path=self.dataset_path)
+
+    @contextmanager
+    def naming_dataset_field(self) -> Iterator[None]:
+        """Make dataset errors name the field the client used.
+
+        A spec under ``dataset`` already reports ``dataset.path`` and the like; for the seed's
+        ``dataset_path`` the same errors name ``dataset_path``.
+        """
+        try:
+            yield
+        except MLWorkerError as exc:
+            field = exc.field or ""
+            if self.dataset_path is None or not field.startswith("dataset."):
+                raise
+            raise type(exc)(exc.message, field="dataset_path", **exc.extra) from exc
+
+    def check_datasets(self, validate: Callable[[BaseModel], None]) -> None:
+        """Check ``dataset_path`` at submission, as a spec under ``dataset`` is checked.
+
+        Confinement to the data root, existence, a regular file, a known format: a bad path
+        is a 4xx naming ``dataset_path`` and no job row is created.
+        """
+        if self.dataset_path is not None:
+            with self.naming_dataset_field():
+                validate(self.dataset_spec())
+
+    def load_dataset(
+        self,
+        loader: DatasetLoader,
+        *,
+        tenant: str,
+        progress: Callable[[float, str], None] | None,
+    ) -> LoadedDataset:
+        """Load the dataset in a job; errors name the request's field."""
+        with self.naming_dataset_field():
+            return loader.load(self.dataset_spec(), tenant=tenant, progress=progress)
 
 
 class TrainParams(DatasetRequest):
@@ -174,9 +213,12 @@ def store_model(
 @job_type("train", params=TrainParams, check=check_train_params)
 def train_job(params: TrainParams, context: JobContext) -> dict[str, Any]:
     """Train one model and register it; the result is the seed's ``/train`` answer."""
-    loader = build_loader(context.settings, context.db)
-    dataset = loader.load(
-        params.dataset_spec(),
+    if params.study_id is not None:
+        # Submission checked it too (``/train``); a job sent through ``POST /jobs`` is checked
+        # here, before anything is stored, so no model ever links another tenant's study.
+        StudyRepository(context.db).get(params.study_id, tenant=context.tenant)
+    dataset = params.load_dataset(
+        build_loader(context.settings, context.db),
         tenant=context.tenant,
         progress=lambda fraction, message: context.report(0.1 * fraction, message),
     )

@@ -77,8 +77,8 @@ def optimize_job(params: OptimizeParams, context: JobContext) -> dict[str, Any]:
     budget = time_budget(params)
     started = time.monotonic()
     clock = Clock(started, None if budget is None else started + budget)
-    dataset = build_loader(context.settings, context.db).load(
-        params.dataset_spec(),
+    dataset = params.load_dataset(
+        build_loader(context.settings, context.db),
         tenant=context.tenant,
         progress=lambda fraction, message: context.report(0.05 * fraction, message),
     )

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from mlworker.data.profile import infer_kind, to_numbers
 from mlworker.data.values import ColumnKind
+from mlworker.errors import InvalidInput
 
 MISSING = "__missing__"
 OTHER = "__other__"
@@ -84,6 +85,40 @@ def plan_column(series: pd.Series) -> ColumnPlan:
 def plan_features(frame: pd.DataFrame, *, exclude: tuple[str, ...] = ()) -> tuple[ColumnPlan, ...]:
     """Plan every column of ``frame`` except ``exclude`` (the target)."""
     return tuple(plan_column(frame[column]) for column in frame.columns if column not in exclude)
+
+
+def refuse_infinite(values: pd.Series, *, column: str, field: str | None) -> None:
+    """Refuse ``inf`` and ``-inf`` among the numbers of ``column``.
+
+    Infinity is a data error (an overflow, a division by zero upstream), not a missing value:
+    imputing it would hide the bug and train on a made-up number, and no estimator can use it.
+    Missing values (blank, NaN) stay allowed: features impute them, targets drop their rows.
+
+    Raises
+    ------
+    InvalidInput
+        Naming the column, how many values are infinite and the first row holding one.
+
+    Examples
+    --------
+    >>> refuse_infinite(pd.Series([1.0, None]), column="x", field="dataset")
+    >>> refuse_infinite(pd.Series([1.0, float("inf")]), column="x", field=None)
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mlworker.errors.InvalidInput: column 'x' holds 1 infinite value (first in row 1); ...
+    """
+    infinite = np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))
+    count = int(infinite.sum())
+    if count:
+        row = values.index[int(infinite.argmax())]
+        noun = "value" if count == 1 else "values"
+        raise InvalidInput(
+            f"column {column!r} holds {count} infinite {noun} (first in row {row}); "
+            "use finite numbers, or leave a cell blank for a missing value",
+            field=field,
+            column=column,
+        )
 
 
 def to_booleans(series: pd.Series) -> pd.Series:
@@ -154,7 +189,15 @@ class FeaturePreparer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return text.where(text.notna() & (text != ""), MISSING).astype(object)
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Apply the plan; missing input columns raise ``KeyError`` naming them."""
+        """Apply the plan; missing input columns raise ``KeyError`` naming them.
+
+        Raises
+        ------
+        KeyError
+            A planned column is absent.
+        InvalidInput
+            A numeric column holds an infinite value (:func:`refuse_infinite`).
+        """
         used = [column for column in self._plans() if column.used]
         missing = [column.name for column in used if column.name not in frame.columns]
         if missing:
@@ -162,10 +205,10 @@ class FeaturePreparer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         output: dict[str, pd.Series] = {}
         for column in used:
             series = frame[column.name]
-            if column.role == "numeric":
-                output[column.name] = to_numbers(series)
-            elif column.role == "boolean":
-                output[column.name] = to_booleans(series)
+            if column.role in ("numeric", "boolean"):
+                convert = to_numbers if column.role == "numeric" else to_booleans
+                output[column.name] = convert(series)
+                refuse_infinite(output[column.name], column=column.name, field=None)
             elif column.role == "datetime":
                 output.update(_datetime_parts(series))
             else:

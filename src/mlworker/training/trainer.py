@@ -12,10 +12,17 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no type info
 
+from mlworker.data.profile import to_numbers
 from mlworker.errors import InvalidInput
 from mlworker.training.algorithms import Algorithm, Task
 from mlworker.training.evaluation import evaluate
-from mlworker.training.features import ColumnPlan, describe_plan, plan_features
+from mlworker.training.features import (
+    ColumnPlan,
+    describe_plan,
+    plan_features,
+    refuse_infinite,
+    to_booleans,
+)
 from mlworker.training.model import TrainedModel, fit_model, sample_weights
 from mlworker.training.target import Target, analyse_target, class_counts, drop_unlabelled
 
@@ -58,7 +65,8 @@ def prepare_data(frame: pd.DataFrame, target_column: str, *, task: Task | None) 
     Raises
     ------
     InvalidInput
-        Empty data, an unusable target, or no usable feature column.
+        Empty data, an unusable target, no usable feature column, or an infinite number in
+        the target or a numeric feature (naming the column: fails before any fit).
     """
     if frame.empty:
         raise InvalidInput("the dataset has no rows", field="dataset")
@@ -71,11 +79,17 @@ def prepare_data(frame: pd.DataFrame, target_column: str, *, task: Task | None) 
     labelled, dropped = drop_unlabelled(frame, target_column)
     if labelled.empty:
         raise InvalidInput(f"every row lacks a {target_column!r} value", field="target_column")
+    if pd.api.types.is_numeric_dtype(labelled[target_column].dtype):
+        refuse_infinite(labelled[target_column], column=target_column, field="target_column")
     target = analyse_target(labelled, target_column, task=task)
     plan = plan_features(labelled, exclude=(target_column,))
     if not any(column.used for column in plan):
         reasons = ", ".join(f"{c.name} ({c.reason})" for c in plan) or "none"
         raise InvalidInput(f"no usable feature columns: {reasons}", field="dataset")
+    for column in plan:
+        if column.role in ("numeric", "boolean"):
+            convert = to_numbers if column.role == "numeric" else to_booleans
+            refuse_infinite(convert(labelled[column.name]), column=column.name, field="dataset")
     features = labelled.drop(columns=[target_column]).reset_index(drop=True)
     codes = target.encode(labelled[target_column])
     return PreparedData(target, plan, features, codes, dropped)

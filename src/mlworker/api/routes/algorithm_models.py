@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
-from mlworker.api.routes.jobs import IdempotencyKey, accepted
+from mlworker.api.routes.jobs import IdempotencyKey, Offset, accepted
 from mlworker.api.schemas import JobSubmitted
 from mlworker.api.security import ServicesDep, TenantDep, authenticate
 from mlworker.errors import InvalidInput
@@ -57,7 +57,7 @@ def list_models(
     registry_family: Annotated[str | None, Query(alias="registryFamily", max_length=200)] = None,
     status: Annotated[Status | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """List the tenant's models, newest first, filtered and a page at a time."""
     items, total = services.algorithm_models.page(

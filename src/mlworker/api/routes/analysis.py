@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from mlworker.api.routes.jobs import IdempotencyKey, accepted
+from mlworker.api.routes.jobs import IdempotencyKey, Offset, accepted
 from mlworker.api.schemas import JobSubmitted
 from mlworker.api.security import ServicesDep, TenantDep, authenticate
 from mlworker.services.analysis import ContentParams, PolicyParams, SegmentationParams
@@ -77,7 +77,7 @@ def segment_assignments(
     job_id: str,
     tenant: TenantDep,
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """Every row's segment from a segmentation job that wrote assignments, a page at a time."""

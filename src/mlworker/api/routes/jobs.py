@@ -22,6 +22,14 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+#: Deepest page any list serves: beyond every real listing, and far inside the 64-bit integers
+#: the databases take (a larger offset was a 500 from the driver, not a 422).
+MAX_OFFSET = 1_000_000_000
+
+Offset = Annotated[
+    int, Query(ge=0, le=MAX_OFFSET, description=f"Items to skip (at most {MAX_OFFSET:,}).")
+]
+
 
 def accepted(submission: Submission, response: Response) -> JobSubmitted:
     """Shape the 202 answer every job-creating route gives."""

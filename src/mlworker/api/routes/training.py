@@ -42,14 +42,10 @@ async def train(
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Train a model and answer with its id and held-out metrics (a job underneath)."""
-    params = body.model_dump(exclude={"run_async"})
+    params = TrainParams(**body.model_dump(exclude={"run_async"}))
     submission = await run_in_threadpool(
-        lambda: services.jobs.submit(
-            tenant=tenant,
-            job_type="train",
-            params=params,
-            idempotency_key=idempotency_key,
-            field_prefix="",
+        lambda: services.studies.submit_train(
+            tenant=tenant, params=params, idempotency_key=idempotency_key
         )
     )
     return await respond(

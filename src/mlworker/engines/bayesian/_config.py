@@ -45,7 +45,7 @@ class BayesianConfig(EngineConfig):
 
     laplace_smoothing_alpha: float = Field(default=1.0, gt=0)
     auc_threshold: float = Field(default=0.5, ge=0, le=1)
-    max_predictors: int = Field(default=20, ge=1)
+    max_predictors: int = Field(default=20, ge=1, le=1000)
     bin_count: int = Field(default=10, ge=1, le=1000)
     prior_positive_rate: float = Field(default=0.5, gt=0, lt=1)
     retrain_every_n: int = Field(default=100, ge=1)
