@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,16 @@ def test_server_commands_document_url_and_api_key_options(cli: Any) -> None:
     assert result.exit_code == 0
     assert "--url" in text and "--api-key" in text and "--params" in text
     assert "MLWORKER_URL" in text and "MLWORKER_API_KEY" in text
+
+
+def test_serve_workers_means_server_processes_and_pool_size_the_job_pool(cli: Any) -> None:
+    result = cli("serve", "--help")
+
+    text = " ".join(out(result).replace("│", " ").split())
+    assert result.exit_code == 0
+    assert "--workers" in text and "HTTP server processes" in text
+    assert "MLWORKER_SERVER_WORKERS" in text
+    assert "--pool-size" in text and "MLWORKER_WORKERS" in text
 
 
 # --- configuration -------------------------------------------------------------------------------
@@ -455,6 +466,80 @@ def test_serve_answers_health_and_stops_cleanly_on_signal(
     assert exit_code == 0, log_path.read_text()[-3000:]
     assert "Traceback" not in log_path.read_text()
     assert database.is_file()
+    with sqlite3.connect(database) as connection:
+        (revision,) = connection.execute(
+            f"SELECT version_num FROM {migrate.VERSION_TABLE}"
+        ).fetchone()
+    assert revision == migrate.head_revision()
+
+
+@pytest.mark.slow
+def test_serve_with_two_processes_migrates_runs_jobs_and_stops_within_the_grace(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    database = tmp_path / "var" / "served.db"
+    env = {
+        **os.environ,
+        "ML_WORKER_PORT": str(port),
+        "DATABASE_URL": f"sqlite:///{database}",
+        "MLWORKER_DATA_ROOT": str(tmp_path / "data"),
+        "MLWORKER_ARTIFACTS": str(tmp_path / "artifacts"),
+        "MLWORKER_DIAGNOSTIC_JOBS": "true",
+        "MLWORKER_SHUTDOWN_GRACE_SECONDS": "8",
+        "MLWORKER_LOG_FORMAT": "json",
+    }
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlworker", "serve", "--workers", "2", "--pool-size", "2"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"serve exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                return httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, timeout=120, interval=0.2)
+        with httpx.Client(base_url=url, timeout=10) as http:
+            ids = [
+                http.post(
+                    "/jobs", json={"type": "diagnostics.sleep", "params": {"seconds": 0.2}}
+                ).json()["jobId"]
+                for _ in range(6)
+            ]
+            for job_id in ids:
+                wait_for(
+                    lambda job_id=job_id: (
+                        http.get(f"/status/{job_id}").json()["status"] == "completed"
+                    ),
+                    timeout=60,
+                )
+            attempts = {http.get(f"/status/{job_id}").json()["attempts"] for job_id in ids}
+        log_text = log_path.read_text()
+        assert log_text.count("Application startup complete") == 2  # two server processes
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    assert attempts == {1}  # each ran once, whichever process took it
+    assert exit_code == 0, log_path.read_text()[-3000:]
+    assert took < 8
     with sqlite3.connect(database) as connection:
         (revision,) = connection.execute(
             f"SELECT version_num FROM {migrate.VERSION_TABLE}"
