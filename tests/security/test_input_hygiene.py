@@ -137,6 +137,34 @@ def test_inf_in_an_optimize_table_is_bad_input_not_internal_error(
     assert "'MonthlyCharges'" in problem["detail"]
 
 
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN"])
+def test_a_non_finite_class_weight_is_a_422_naming_it(api: TestClient, number: str) -> None:
+    body = _train_body(class_weight={"Yes": number, "No": 1.0})
+
+    response = api.post("/train", json=body, headers=A)
+
+    assert_problem(response, 422, "validation_error", "class_weight")
+    assert _jobs(api, A) == []
+
+
+def test_predicting_on_rows_with_inf_is_bad_input_naming_the_column(
+    api: TestClient, settings: Settings
+) -> None:
+    trained = api.post("/train", json=_train_body(), headers=A)
+    assert trained.status_code == 200, trained.text
+    _write_infinite(settings)
+    model_id = trained.json()["model_id"]
+
+    response = api.post(
+        f"/model/{model_id}/predict",
+        json={"dataset": {"path": "infinite.csv"}, "async": False},
+        headers=A,
+    )
+
+    assert response.status_code in (400, 422), response.text
+    assert "MonthlyCharges" in response.text and "internal" not in response.text
+
+
 # --- integer query parameters --------------------------------------------------------------------
 
 LIST_PARAMETERS = [

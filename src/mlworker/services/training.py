@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -43,13 +43,18 @@ def snake_or_camel(name: str) -> AliasChoices:
 
 
 class SnakeModel(BaseModel):
-    """Request models of the training family: snake_case first, camelCase accepted too."""
+    """Request models of the training family: snake_case first, camelCase accepted too.
+
+    No number may be infinite or NaN: ``"Infinity"`` and ``"NaN"`` as strings would otherwise
+    pass as floats and fail inside an estimator.
+    """
 
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
         populate_by_name=True,
         alias_generator=AliasGenerator(validation_alias=snake_or_camel),
+        allow_inf_nan=False,
     )
 
 
@@ -106,6 +111,10 @@ class DatasetRequest(SnakeModel):
             return loader.load(self.dataset_spec(), tenant=tenant, progress=progress)
 
 
+#: Weights per class label; a table has at most this many classes worth weighting.
+ClassWeights = Annotated[dict[str, float], Field(max_length=1000)]
+
+
 class TrainParams(DatasetRequest):
     """Parameters of ``POST /train`` (and of the ``train`` job)."""
 
@@ -116,7 +125,7 @@ class TrainParams(DatasetRequest):
     hyperparams: dict[str, Any] = Field(default_factory=dict)
     task: Literal["classification", "regression"] | None = None
     stratify: bool = True
-    class_weight: Literal["balanced"] | dict[str, float] | None = None
+    class_weight: Literal["balanced"] | ClassWeights | None = None
     name: str | None = Field(None, max_length=255)
     study_id: str | None = Field(None, max_length=40)
 
