@@ -16,6 +16,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from contextvars import ContextVar
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -137,6 +138,39 @@ class AdmissionController:
         self.active -= 1
 
 
+class _Slot:
+    """One admitted request's hold on the controller, given back once."""
+
+    __slots__ = ("controller", "held", "started")
+
+    def __init__(self, controller: AdmissionController) -> None:
+        self.controller = controller
+        self.held = True
+        self.started = time.perf_counter()
+
+    def leave(self) -> None:
+        if self.held:
+            self.held = False
+            self.controller.record(time.perf_counter() - self.started)
+            self.controller.release()
+
+
+_SLOT: ContextVar[_Slot | None] = ContextVar("mlworker_admission_slot", default=None)
+
+
+def leave_admission() -> None:
+    """Give the current request's slot back before it ends: it now only waits.
+
+    For a request that waits on something outside this process, e.g. the synchronous answer of
+    ``/train`` polling its job (``api/waiting.py``): holding the slot for the minutes a training
+    takes would shut scoring out while the process has nothing to do. Outside an admitted
+    request (exempt path, tests) this does nothing.
+    """
+    slot = _SLOT.get()
+    if slot is not None:
+        slot.leave()
+
+
 class AdmissionMiddleware:
     """Pure ASGI middleware around every non-exempt HTTP request (see the module docstring).
 
@@ -185,12 +219,13 @@ class AdmissionMiddleware:
         if not await self.controller.acquire():
             await self._shed(send)
             return
-        started = time.perf_counter()
+        slot = _Slot(self.controller)
+        token = _SLOT.set(slot)
         try:
             await self.app(scope, receive, send)
         finally:
-            self.controller.record(time.perf_counter() - started)
-            self.controller.release()
+            slot.leave()
+            _SLOT.reset(token)
 
     def _size_threadpool(self) -> None:
         # Sync routes and dependencies run in anyio's thread pool (40 threads by default). Each
