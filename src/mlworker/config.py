@@ -36,6 +36,36 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
+def memory_limit_bytes() -> int | None:
+    """Return the memory this process may use: its cgroup's limit, else the machine's."""
+    for path, unlimited in (
+        ("/sys/fs/cgroup/memory.max", "max"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", None),
+    ):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text != unlimited and text.isdigit() and int(text) < 1 << 60:
+            return int(text)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_process_memory_budget() -> int:
+    """Return a quarter of :func:`memory_limit_bytes`, within 256 MiB..4 GiB (1 GiB if unknown).
+
+    A 4 GiB pod gets 1 GiB for the datasets its server process parses at once, leaving room for
+    the worker processes; a 24 GiB machine gets 4 GiB.
+    """
+    limit = memory_limit_bytes()
+    if limit is None:
+        return 1024**3
+    return max(256 * 1024**2, min(limit // 4, 4 * 1024**3))
+
+
 class Settings(BaseSettings):
     """Configuration of one ML Worker process (server or worker).
 
@@ -224,6 +254,35 @@ class Settings(BaseSettings):
     )
 
     # --- uploads and process-wide memory -------------------------------------------------------
+    max_upload_decompressed_bytes: ByteSize = Field(
+        ByteSize(4 * 1024**3),
+        gt=0,
+        validation_alias=_env(
+            "MLWORKER_MAX_UPLOAD_DECOMPRESSED_BYTES", "max_upload_decompressed_bytes"
+        ),
+    )
+    max_upload_compression_ratio: float = Field(
+        200.0,
+        ge=0,
+        validation_alias=_env(
+            "MLWORKER_MAX_UPLOAD_COMPRESSION_RATIO", "max_upload_compression_ratio"
+        ),
+    )
+    api_memory_budget: ByteSize = Field(
+        default_factory=lambda: ByteSize(default_process_memory_budget()),
+        gt=0,
+        validation_alias=_env("MLWORKER_API_MEMORY_BUDGET", "api_memory_budget"),
+    )
+    api_memory_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        validation_alias=_env("MLWORKER_API_MEMORY_WAIT_SECONDS", "api_memory_wait_seconds"),
+    )
+    upload_parse_seconds: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=_env("MLWORKER_UPLOAD_PARSE_SECONDS", "upload_parse_seconds"),
+    )
 
     # --- overload, server processes and shutdown -----------------------------------------------
     server_workers: int = Field(

@@ -209,7 +209,7 @@ def test_upload_over_memory_budget_is_refused_and_nothing_kept(
     settings = make_settings(dataset_memory_budget=2000)
     content = b"id,value\n" + b"".join(f"{i},{i}\n".encode() for i in range(2000))
     with open_client(settings) as client:
-        assert_problem(upload(client, content, "big.csv"), 413, "dataset_too_large", "dataset")
+        assert_problem(upload(client, content, "big.csv"), 413, "dataset_too_large", "file")
         assert client.get("/datasets").json()["items"] == []
     assert stored_files(settings) == []
 

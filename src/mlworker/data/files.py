@@ -21,6 +21,7 @@ from mlworker.data.budget import MemoryBudget
 from mlworker.errors import (
     DatasetNotFound,
     InvalidInput,
+    MLWorkerError,
     PathNotAllowed,
     UnknownColumn,
     UnreadableDataset,
@@ -44,6 +45,13 @@ _COMPRESSIONS: dict[str, Compression] = {
     ".lz4": "lz4",
 }
 _CSV_BLOCK_BYTES = 4 * 1024 * 1024
+#: Blocks of a compressed stream: each holds Python and Arrow buffers, so they stay small.
+_COMPRESSED_CSV_BLOCK_BYTES = 1024 * 1024
+#: What one parse holds besides its rows (blocks, decoder buffers), measured on gzip CSV with
+#: bench/upload_memory.py; reserved from the process-wide pool for the whole parse.
+PARSE_WORKING_BYTES = 64 * 1024 * 1024
+#: Compressed bytes handed to the decompressor at a time (at most ~4 MiB of gzip output).
+_COMPRESSED_READ_BYTES = 4096
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+):.*CSV conversion error to (\w+)")
 _MAX_TYPE_RETRIES = 64
 #: What pyarrow raises on bytes that are not the format they claim (corrupt gzip included).
@@ -103,6 +111,28 @@ def detect_format(name: str, declared: FileFormat | None = None, *, field: str) 
     )
 
 
+def check_unique_columns(names: Sequence[str], *, field: str) -> None:
+    """Refuse a header that names a column twice: no later step could tell the two apart.
+
+    Examples
+    --------
+    >>> check_unique_columns(["a", "b", "a"], field="file")
+    Traceback (most recent call last):
+    ...
+    mlworker.errors.InvalidInput: duplicate column name 'a' (columns 1 and 3); ...
+    """
+    seen: dict[str, int] = {}
+    for position, column in enumerate(names, start=1):
+        if column in seen:
+            raise InvalidInput(
+                f"duplicate column name {column!r} (columns {seen[column]} and {position}); "
+                "every column needs a distinct name",
+                field=field,
+                column=column,
+            )
+        seen[column] = position
+
+
 def _check_columns(
     available: Sequence[str], wanted: Sequence[str] | None, *, field: str
 ) -> list[str] | None:
@@ -123,29 +153,98 @@ def _compression(name: str) -> Compression | None:
     return _COMPRESSIONS.get(suffix)
 
 
-def _open_stream(source: str | Path | IO[bytes] | io.RawIOBase, name: str) -> Any:
-    # The compression comes from ``name`` alone: pyarrow would otherwise also detect it from a
-    # path's suffix, and a gzipped file would be decompressed twice.
-    stream: Any = str(source) if isinstance(source, Path) else source
+def _open_stream(
+    source: str | Path | IO[bytes] | io.RawIOBase,
+    name: str,
+    budget: MemoryBudget | None = None,
+) -> Any:
+    """Open ``source`` as an Arrow stream, decompressing by ``name``'s suffix under ``budget``.
+
+    The compression comes from ``name`` alone: pyarrow would otherwise also detect it from a
+    path's suffix, and a gzipped file would be decompressed twice. Every byte passes
+    :class:`_Metered`, so the decompressed size, the compression ratio and the deadline are
+    checked while streaming, before the parser sees more than the caps allow.
+    """
     compression: Any = _compression(name)  # None means "not compressed"; the stubs omit it
-    return pa.input_stream(stream, compression=compression)
+    if budget is None:
+        stream: Any = str(source) if isinstance(source, Path) else source
+        return pa.input_stream(stream, compression=compression)
+    raw: Any = open(source, "rb") if isinstance(source, str | Path) else source  # noqa: SIM115
+    if compression is None:
+        return pa.input_stream(_Metered(raw, budget))
+    # Arrow inflates each compressed read whole: 64 KiB of a bomb is 64 MiB in one buffer.
+    # Small compressed reads keep that buffer small whatever the ratio.
+    counted = _Metered(raw, budget, max_read=_COMPRESSED_READ_BYTES)
+    decompressed = pa.input_stream(counted, compression=compression)
+    return pa.input_stream(_Metered(decompressed, budget, compressed=counted))
+
+
+class _Metered(io.RawIOBase):
+    """A stream that counts what passes and stops at the budget's caps and deadline.
+
+    Without ``compressed`` it is the raw side (only the deadline applies); with it, the
+    decompressed side, whose total is compared with the raw bytes ``compressed`` has counted.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        budget: MemoryBudget,
+        *,
+        compressed: _Metered | None = None,
+        max_read: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._inner = inner
+        self._budget = budget
+        self._compressed = compressed
+        self._max_read = max_read
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._max_read is not None and len(buffer) > self._max_read:
+            buffer = memoryview(buffer)[: self._max_read]
+        readinto = getattr(self._inner, "readinto", None)
+        if readinto is not None:
+            size = int(readinto(buffer))
+        else:
+            data = self._inner.read(len(buffer))
+            size = len(data)
+            buffer[:size] = data
+        self.count += size
+        if self._compressed is None:
+            self._budget.check_deadline()
+        else:
+            self._budget.count_decompressed(self.count, self._compressed.count)
+        return size
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
 
 
 def read_column_names(path: Path, *, name: str, file_format: FileFormat, field: str) -> list[str]:
     """Return the column names of a CSV, TSV or Parquet file, reading only its header."""
     try:
         if file_format == "parquet":
-            return list(pq.read_schema(path).names)
-        delimiter = "\t" if file_format == "tsv" else ","
-        with _open_stream(path, name) as stream:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(block_size=1 << 16),
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            )
-            return list(reader.schema.names)
+            names = list(pq.read_schema(path).names)
+        else:
+            delimiter = "\t" if file_format == "tsv" else ","
+            with _open_stream(path, name) as stream:
+                reader = pacsv.open_csv(
+                    stream,
+                    read_options=pacsv.ReadOptions(block_size=1 << 16),
+                    parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                )
+                names = list(reader.schema.names)
     except _READ_ERRORS as exc:
         raise UnreadableDataset(f"cannot read {name} as {file_format}: {exc}", field=field) from exc
+    check_unique_columns(names, field=field)
+    return names
 
 
 def read_csv(
@@ -184,30 +283,39 @@ def read_csv(
     text_columns: dict[str, pa.DataType] = {}
     start = 0 if isinstance(source, str | Path) else source.tell()
     for attempt in range(_MAX_TYPE_RETRIES):
-        stream = _attempt_stream(source, name, start=start, retry=bool(attempt), reopen=reopen)
+        budget.reserve_working_memory(PARSE_WORKING_BYTES)
+        stream = _attempt_stream(
+            source, name, start=start, retry=bool(attempt), reopen=reopen, budget=budget
+        )
         try:
             return decoded_text(
                 _read_csv_once(stream, name, delimiter, columns, budget, field, text_columns)
             )
         except _TypeConflict as conflict:
             text_columns[conflict.column] = pa.string()
-            budget.used_bytes = 0
+            budget.reset()
         finally:
             stream.close()
     raise UnreadableDataset(f"cannot settle the column types of {name}", field=field)
 
 
 def _attempt_stream(
-    source: str | Path | IO[bytes], name: str, *, start: int, retry: bool, reopen: Any
+    source: str | Path | IO[bytes],
+    name: str,
+    *,
+    start: int,
+    retry: bool,
+    reopen: Any,
+    budget: MemoryBudget,
 ) -> Any:
     """Open ``source`` for one reading attempt; the stream is closed after the attempt."""
     if isinstance(source, str | Path):
-        return _open_stream(source, name)
+        return _open_stream(source, name, budget)
     if retry and reopen is not None:
-        return _open_stream(reopen(), name)
+        return _open_stream(reopen(), name, budget)
     source.seek(start)
     # The caller owns its file object: read it through a wrapper whose close leaves it open.
-    return _open_stream(_Borrowed(source), name)
+    return _open_stream(_Borrowed(source), name, budget)
 
 
 class _Borrowed(io.RawIOBase):
@@ -285,7 +393,10 @@ def _read_csv_once(
     field: str,
     column_types: dict[str, pa.DataType],
 ) -> pa.Table:
-    read_options = pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
+    # One thread per parse: concurrent requests are the parallelism, and a reader's read-ahead
+    # would hold blocks nobody has charged yet.
+    block_size = _COMPRESSED_CSV_BLOCK_BYTES if _compression(name) else _CSV_BLOCK_BYTES
+    read_options = pacsv.ReadOptions(block_size=block_size, use_threads=False)
     parse_options = pacsv.ParseOptions(delimiter=delimiter)
     convert_options = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True)
     try:
@@ -296,24 +407,32 @@ def _read_csv_once(
             convert_options=convert_options,
         )
         names = reader.schema.names  # decoding a binary header raises UnicodeDecodeError
+    except MLWorkerError:
+        raise  # a cap, deadline or busy pool stopped the read: not a parse failure
     except _READ_ERRORS as exc:
         raise UnreadableDataset(f"cannot parse {name} as CSV: {exc}", field=field) from exc
+    check_unique_columns(names, field=field)
     selected = _check_columns(names, columns, field=f"{field.rsplit('.', 1)[0]}.columns")
-    batches = []
+    batches: list[pa.RecordBatch] = []
     try:
         for batch in reader:
             if selected is not None:
                 batch = batch.select(selected)
             budget.charge_data(batch)
             batches.append(batch)
+        return _table(batches, reader.schema, selected)
     except pa.ArrowInvalid as exc:
         column = _conflicting_column(exc, names, column_types)
         if column is None:
             raise UnreadableDataset(f"cannot parse {name} as CSV: {exc}", field=field) from exc
         raise _TypeConflict(column) from exc
+    except MLWorkerError:
+        raise  # a cap, deadline or busy pool stopped the read: not a parse failure
     except _READ_ERRORS as exc:
         raise UnreadableDataset(f"cannot parse {name} as CSV: {exc}", field=field) from exc
-    return _table(batches, reader.schema, selected)
+    finally:
+        # A refused read's traceback keeps this frame alive: it must not keep the rows too.
+        batches.clear()
 
 
 def _table(
@@ -334,11 +453,15 @@ def read_parquet(
     field: str,
 ) -> pa.Table:
     """Read a Parquet file batch by batch, refusing it early when its metadata is too big."""
+    budget.reserve_working_memory(PARSE_WORKING_BYTES)
     try:
         parquet = pq.ParquetFile(source)
+    except MLWorkerError:
+        raise  # a cap, deadline or busy pool stopped the read: not a parse failure
     except _READ_ERRORS as exc:
         raise UnreadableDataset(f"cannot read {name} as Parquet: {exc}", field=field) from exc
     names = parquet.schema_arrow.names
+    check_unique_columns(names, field=field)
     selected = _check_columns(names, columns, field=f"{field.rsplit('.', 1)[0]}.columns")
     metadata = parquet.metadata
     wanted = set(selected or names)
@@ -349,15 +472,19 @@ def read_parquet(
             chunk = row_group.column(index)
             if chunk.path_in_schema.split(".")[0] in wanted:
                 estimate += chunk.total_uncompressed_size
-    MemoryBudget(budget.limit_bytes, budget.source).charge(estimate)
-    batches = []
+    budget.check_fits(estimate)
+    batches: list[pa.RecordBatch] = []
     try:
         for batch in parquet.iter_batches(batch_size=65_536, columns=selected):
             budget.charge_data(batch)
             batches.append(batch)
+        return _table(batches, parquet.schema_arrow, selected)
+    except MLWorkerError:
+        raise  # a cap, deadline or busy pool stopped the read: not a parse failure
     except _READ_ERRORS as exc:
         raise UnreadableDataset(f"cannot read {name} as Parquet: {exc}", field=field) from exc
-    return _table(batches, parquet.schema_arrow, selected)
+    finally:
+        batches.clear()
 
 
 def read_file(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import time
+import traceback
 from typing import IO
 
+import pyarrow as pa
 from pydantic import BaseModel
 
 from mlworker.config import Settings
-from mlworker.data.budget import MemoryBudget
-from mlworker.data.files import detect_format, read_file
+from mlworker.data.budget import MemoryBudget, MemoryPool
+from mlworker.data.files import FileFormat, detect_format, read_file
 from mlworker.data.loader import DatasetLoader
 from mlworker.data.profile import fingerprint, profile_columns
 from mlworker.data.sources import (
@@ -18,7 +21,7 @@ from mlworker.data.sources import (
     TableSource,
     UploadSource,
 )
-from mlworker.data.values import LoadedDataset, UploadInfo
+from mlworker.data.values import ColumnProfile, LoadedDataset, UploadInfo
 from mlworker.errors import DatasetNotFound, NotFound
 from mlworker.services.outputs import path_source
 from mlworker.store.artifacts import ArtifactStore
@@ -72,6 +75,13 @@ class StoredUploads:
         )
 
 
+def process_memory_pool(settings: Settings) -> MemoryPool:
+    """Return the pool all concurrent loads and uploads of this process share."""
+    return MemoryPool.for_process(
+        int(settings.api_memory_budget), wait_seconds=settings.api_memory_wait_seconds
+    )
+
+
 def build_loader(settings: Settings, db: Database) -> DatasetLoader:
     """Assemble the dataset loader for ``settings`` (server and workers alike)."""
     artifacts = ArtifactStore(settings.artifacts)
@@ -88,6 +98,9 @@ def build_loader(settings: Settings, db: Database) -> DatasetLoader:
             "upload": UploadSource(StoredUploads(DatasetRepository(db), artifacts)),
         },
         memory_budget=int(settings.dataset_memory_budget),
+        pool=process_memory_pool(settings),
+        max_decompressed_bytes=int(settings.max_upload_decompressed_bytes),
+        max_compression_ratio=settings.max_upload_compression_ratio,
     )
 
 
@@ -125,21 +138,10 @@ class DatasetService:
         safe_name = safe_file_name(filename, fallback="upload")
         stored = self._artifacts.put(f"uploads/{tenant}/{dataset_id}/{safe_name}", content)
         try:
-            budget = MemoryBudget(int(self._settings.dataset_memory_budget), source=filename)
-            with self._artifacts.open_verified(stored.uri, stored.sha256) as handle:
-                table = read_file(
-                    handle,
-                    name=filename,
-                    file_format=file_format,
-                    columns=None,
-                    budget=budget,
-                    field="file",
-                    reopen=lambda: self._artifacts.open_verified(stored.uri, stored.sha256),
-                )
+            rows, schema, columns = self._parse(
+                filename, file_format, uri=stored.uri, sha256=stored.sha256
+            )
             description = {"kind": "upload", "datasetId": dataset_id, "sha256": stored.sha256}
-            rows = table.num_rows
-            schema = table.schema
-            columns = profile_columns(table.to_pandas(split_blocks=True, self_destruct=True))
             return self._repository.add(
                 dataset_id=dataset_id,
                 tenant=tenant,
@@ -152,10 +154,47 @@ class DatasetService:
                 columns=columns,
                 fingerprint=fingerprint(description, schema, rows),
             )
-        except BaseException:
-            # Whatever went wrong (a parse error, a full database, a bug), nothing is kept.
+        except BaseException as exc:
+            # Whatever went wrong (a parse error, a full database, a bug), nothing is kept, and
+            # the finished frames the traceback still references let go of the rows they read.
+            traceback.clear_frames(exc.__traceback__)
             self._artifacts.delete(stored.uri)
             raise
+
+    def _parse(
+        self, filename: str, file_format: FileFormat, *, uri: str, sha256: str
+    ) -> tuple[int, pa.Schema, tuple[ColumnProfile, ...]]:
+        """Parse and profile a stored upload under the process-wide memory pool.
+
+        Decompression is capped while it streams, the parse has a deadline, and every byte the
+        rows occupy is reserved from the pool all concurrent uploads and loads share.
+        """
+        settings = self._settings
+        budget = MemoryBudget(
+            int(settings.dataset_memory_budget),
+            source=filename,
+            pool=process_memory_pool(settings),
+            max_decompressed_bytes=int(settings.max_upload_decompressed_bytes),
+            max_compression_ratio=settings.max_upload_compression_ratio,
+            deadline=time.monotonic() + settings.upload_parse_seconds,
+            time_limit_seconds=settings.upload_parse_seconds,
+            field="file",
+        )
+        with budget, self._artifacts.open_verified(uri, sha256) as handle:
+            table = read_file(
+                handle,
+                name=filename,
+                file_format=file_format,
+                columns=None,
+                budget=budget,
+                field="file",
+                reopen=lambda: self._artifacts.open_verified(uri, sha256),
+            )
+            rows, schema = table.num_rows, table.schema
+            frame = table.to_pandas(split_blocks=True, self_destruct=True)
+            del table
+            budget.check_deadline()
+            return rows, schema, profile_columns(frame)
 
     def get(self, dataset_id: str, *, tenant: str) -> UploadInfo:
         """Return one of the tenant's uploads."""
