@@ -361,6 +361,8 @@ def test_too_many_rules_are_a_422_naming_rules(api: TestClient) -> None:
         ({"outcomeWeights": {f"o{i}": 1.0 for i in range(1001)}}, "outcomeWeights"),
         ({"interactionFeatures": {"pair": [MEGABYTE]}}, "interactionFeatures"),
         ({"learningConfig": {"schedule": MEGABYTE}}, "learningConfig.schedule"),
+        ({"evolutionConfig": {"minSamples": 10**20}}, "evolutionConfig.minSamples"),
+        ({"evolutionConfig": {"minRules": 10**6}}, "evolutionConfig.minRules"),
     ],
     ids=[
         "name",
@@ -373,11 +375,11 @@ def test_too_many_rules_are_a_422_naming_rules(api: TestClient) -> None:
         "many-weights",
         "interaction-features",
         "schedule",
+        "min-samples",
+        "min-rules",
     ],
 )
-def test_every_model_text_field_is_bounded(
-    api: TestClient, fields: dict[str, Any], field: str
-) -> None:
+def test_every_model_field_is_bounded(api: TestClient, fields: dict[str, Any], field: str) -> None:
     response = api.post(BASE, json=_scorecard(**fields), headers=A)
 
     problem = assert_problem(response, 422, "validation_error")

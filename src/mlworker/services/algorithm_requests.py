@@ -122,8 +122,8 @@ class EvolutionConfig(CamelRequest):
     (every rule), ``maxAuc`` (Bayesian and logistic regression).
     """
 
-    min_rules: int | None = Field(None, ge=0)
-    min_samples: int | None = Field(None, ge=0)
+    min_rules: int | None = Field(None, ge=0, le=1000)
+    min_samples: int | None = Field(None, ge=0, le=1_000_000_000)
     max_auc: float | None = Field(None, ge=0.0, le=1.0)
 
 
