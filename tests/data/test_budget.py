@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlworker.data.budget import MemoryBudget, in_memory_bytes
+from mlworker.data.budget import MemoryBudget, MemoryPool, in_memory_bytes
 from mlworker.data.loader import DatasetLoader
 from mlworker.data.sources import (
     PathSource,
@@ -19,7 +22,7 @@ from mlworker.data.sources import (
     TableSource,
 )
 from mlworker.data.spec import PathDataset, RowsDataset, TableDataset
-from mlworker.errors import DatasetTooLarge
+from mlworker.errors import DatasetTooLarge, InvalidInput, PayloadTooLarge, ServiceUnavailable
 
 ROWS = 20_000
 
@@ -164,3 +167,83 @@ def test_table_over_budget_stops_streaming_and_closes_the_cursor() -> None:
     # Closed at once, even while the traceback is still held here.
     assert catalog.closed
     assert caught.value.code == "dataset_too_large"
+
+
+# --- the process-wide pool (issue 10, defect 3) ------------------------------------------------
+
+
+def test_pool_refuses_at_once_what_could_never_fit() -> None:
+    pool = MemoryPool(1000, wait_seconds=30)
+    started = time.monotonic()
+    with pytest.raises(DatasetTooLarge) as caught:
+        pool.reserve(600, held=500, source="big.csv", field="file")
+    assert time.monotonic() - started < 5  # no wait: no release could help
+    assert caught.value.field == "file"
+    assert "MLWORKER_API_MEMORY_BUDGET" in caught.value.message
+    assert pool.used_bytes == 0
+
+
+def test_pool_answers_busy_when_others_hold_the_bytes() -> None:
+    pool = MemoryPool(1000, wait_seconds=0.05)
+    pool.reserve(800, held=0)
+    with pytest.raises(ServiceUnavailable) as caught:
+        pool.reserve(300, held=0, field="file")
+    assert caught.value.status == 503 and caught.value.field == "file"
+    assert pool.used_bytes == 800
+
+
+def test_pool_waiter_proceeds_when_another_load_releases() -> None:
+    pool = MemoryPool(1000, wait_seconds=30)
+    pool.reserve(800, held=0)
+    granted = threading.Event()
+
+    def wait_for_room() -> None:
+        pool.reserve(500, held=0)
+        granted.set()
+
+    waiter = threading.Thread(target=wait_for_room)
+    waiter.start()
+    assert not granted.wait(0.1)
+    pool.release(800)
+    waiter.join(timeout=10)
+    assert granted.is_set() and pool.used_bytes == 500
+
+
+def test_concurrent_loads_share_one_pool_and_give_it_back(root: Path) -> None:
+    pool = MemoryPool(256 * 1024 * 1024, wait_seconds=0)
+    loader = DatasetLoader({"path": PathSource(root)}, memory_budget=1 << 40, pool=pool)
+    loaded = loader.load(PathDataset(path="big.csv"), tenant="t")
+    assert loaded.row_count == ROWS and pool.used_bytes == 0
+    # A pool smaller than the parse's working memory refuses the load (413), per-load limit or not.
+    small = DatasetLoader({"path": PathSource(root)}, memory_budget=1 << 40, pool=MemoryPool(1))
+    with pytest.raises(DatasetTooLarge):
+        small.load(PathDataset(path="big.csv"), tenant="t")
+
+
+def test_budget_releases_its_reservation_on_failure() -> None:
+    pool = MemoryPool(10_000, wait_seconds=0)
+    with pytest.raises(DatasetTooLarge), MemoryBudget(limit_bytes=5000, pool=pool) as budget:
+        budget.charge(4000)
+        assert pool.used_bytes >= 4000
+        budget.charge(4000)  # past the per-load limit
+    assert pool.used_bytes == 0
+
+
+def test_compressed_path_file_stops_at_the_decompressed_cap(tmp_path: Path) -> None:
+    (tmp_path / "zeros.csv.gz").write_bytes(gzip.compress(b"a\n" + b"0\n" * 2_000_000))
+    loader = DatasetLoader(
+        {"path": PathSource(tmp_path)}, memory_budget=1 << 40, max_decompressed_bytes=100_000
+    )
+    with pytest.raises(PayloadTooLarge) as caught:
+        loader.load(PathDataset(path="zeros.csv.gz"), tenant="t")
+    assert caught.value.extra["limit_bytes"] == 100_000
+
+
+def test_duplicate_columns_refused_for_every_source(root: Path) -> None:
+    (root / "dup.csv").write_text("a,b,a\n1,2,3\n")
+    loader = _loader(root, 1 << 30)
+    with pytest.raises(InvalidInput) as caught:
+        loader.load(PathDataset(path="dup.csv"), tenant="t")
+    assert caught.value.code == "invalid_input" and caught.value.extra["column"] == "a"
+    with pytest.raises(InvalidInput, match="duplicate column name 'a'"):
+        PathSource(root).validate(PathDataset(path="dup.csv", columns=("b",)), tenant="t")

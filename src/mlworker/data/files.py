@@ -49,7 +49,7 @@ _CSV_BLOCK_BYTES = 4 * 1024 * 1024
 _COMPRESSED_CSV_BLOCK_BYTES = 1024 * 1024
 #: What one parse holds besides its rows (blocks, decoder buffers), measured on gzip CSV with
 #: bench/upload_memory.py; reserved from the process-wide pool for the whole parse.
-PARSE_WORKING_BYTES = 64 * 1024 * 1024
+PARSE_WORKING_BYTES = 96 * 1024 * 1024
 #: Compressed bytes handed to the decompressor at a time (at most ~4 MiB of gzip output).
 _COMPRESSED_READ_BYTES = 4096
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+):.*CSV conversion error to (\w+)")
