@@ -68,7 +68,9 @@ def main() -> None:
 
         def parse(index: int) -> None:
             started = time.monotonic()
-            budget = MemoryBudget(4 * 1024**3, source=f"bomb{index}", pool=pool, field="file")
+            budget = MemoryBudget(
+                4 * 1024**3, source=f"bomb{index}", pool=pool, field="file", parallel=False
+            )
             try:
                 with budget, bomb.open("rb") as handle:
                     read_file(

@@ -206,6 +206,9 @@ class MemoryBudget:
     time_limit_seconds: float | None = None
     #: Request field named when a limit of the file itself is hit.
     field: str = "dataset"
+    #: Whether the parser may use Arrow's thread pool. Its read-ahead holds blocks no charge has
+    #: seen yet, so the API parses uploads on one thread: concurrent requests are its parallelism.
+    parallel: bool = True
     reserved_bytes: int = 0
 
     def __enter__(self) -> MemoryBudget:

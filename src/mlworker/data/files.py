@@ -393,10 +393,8 @@ def _read_csv_once(
     field: str,
     column_types: dict[str, pa.DataType],
 ) -> pa.Table:
-    # One thread per parse: concurrent requests are the parallelism, and a reader's read-ahead
-    # would hold blocks nobody has charged yet.
     block_size = _COMPRESSED_CSV_BLOCK_BYTES if _compression(name) else _CSV_BLOCK_BYTES
-    read_options = pacsv.ReadOptions(block_size=block_size, use_threads=False)
+    read_options = pacsv.ReadOptions(block_size=block_size, use_threads=budget.parallel)
     parse_options = pacsv.ParseOptions(delimiter=delimiter)
     convert_options = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True)
     try:

@@ -179,6 +179,7 @@ class DatasetService:
             deadline=time.monotonic() + settings.upload_parse_seconds,
             time_limit_seconds=settings.upload_parse_seconds,
             field="file",
+            parallel=False,
         )
         with budget, self._artifacts.open_verified(uri, sha256) as handle:
             table = read_file(
