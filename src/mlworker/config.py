@@ -301,7 +301,7 @@ class Settings(BaseSettings):
         validation_alias=_env("MLWORKER_MAX_QUEUED_REQUESTS", "max_queued_requests"),
     )
     queue_wait_seconds: float = Field(
-        0.5,
+        1.5,
         ge=0,
         le=600,
         validation_alias=_env("MLWORKER_QUEUE_WAIT_SECONDS", "queue_wait_seconds"),
