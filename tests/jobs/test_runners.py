@@ -109,16 +109,21 @@ def test_thousand_concurrent_jobs_all_complete_exactly_once(deployment: Deployme
 
         async def submit(client: httpx.AsyncClient, key: str) -> httpx.Response:
             # A careful client sends an Idempotency-Key and repeats the request when the
-            # connection drops before the answer: the key must still give one job.
-            for attempt in range(3):
+            # connection drops before the answer, or after Retry-After when the server sheds
+            # load (503 overloaded): the key must still give one job.
+            for attempt in range(60):
                 try:
-                    return await client.post(
+                    response = await client.post(
                         "/jobs", json={"type": "diagnostics.noop"}, headers={"Idempotency-Key": key}
                     )
                 except httpx.TransportError:
-                    if attempt == 2:
+                    if attempt >= 2:
                         raise
-            raise AssertionError("unreachable")
+                    continue
+                if response.status_code != 503:
+                    return response
+                await asyncio.sleep(float(response.headers["retry-after"]))
+            raise AssertionError(f"{key}: still shed after 60 tries")
 
         async def submit_all() -> list[str]:
             limits = httpx.Limits(max_connections=64)

@@ -17,6 +17,7 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from mlworker.api.admission import leave_admission
 from mlworker.api.routes.jobs import accepted
 from mlworker.errors import error_from_code
 from mlworker.jobs.values import JobStatus
@@ -44,6 +45,9 @@ async def respond(
             status_code=202,
             headers=dict(response.headers),
         )
+    # From here the request only waits for the job (in the pool, not this process): its
+    # admission slot goes back, so a long training does not shut scoring out.
+    leave_admission()
     deadline = time.monotonic() + services.settings.sync_wait_seconds
     delay = 0.02
     job = submission.job
