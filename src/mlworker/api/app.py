@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -101,4 +102,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analysis.router)
     app.include_router(algorithm_models.router)
     app.include_router(decisioning.router)
+    return app
+
+
+def create_served_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for a long-lived server process (the factory of ``mlworker serve``).
+
+    Everything imported and built by now (libraries, routes, schemas) lives as long as the
+    process, so it is moved out of the garbage collector's reach: collections while serving no
+    longer walk it, and neither does the interpreter's final collection, which otherwise took
+    seconds of the shutdown grace period.
+
+    Parameters
+    ----------
+    settings
+        Configuration; read from the environment when omitted (each process of
+        ``mlworker serve --workers N`` reads its own).
+    """
+    app = create_app(settings)
+    gc.freeze()
     return app
