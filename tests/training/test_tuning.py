@@ -161,7 +161,9 @@ def test_a_trial_that_kills_its_process_fails_and_the_next_gets_a_fresh_one(
 
 
 def test_no_trial_runs_past_the_timeout_even_one_that_alone_takes_far_longer() -> None:
-    frame = classification(6000, features=20)
+    # Large enough that one SVC fold alone takes far longer than the 3 s timeout even on a quiet
+    # machine (at 6,000 rows a quiet machine finished a whole trial in time).
+    frame = classification(24_000, features=20)
     started = time.monotonic()
     with pytest.raises(SearchFailed) as caught:
         optimize(frame, "y", algorithm="SVC", n_trials=5, timeout=3.0, cv_folds=3)
