@@ -7,7 +7,6 @@ by their form, before anything could open a connection.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mlworker.data.budget import MemoryBudget
+from mlworker.data.streams import COMPRESSIONS, Borrowed, compression_of, open_stream
 from mlworker.errors import (
     DatasetNotFound,
     InvalidInput,
@@ -37,21 +37,12 @@ _SUFFIX_FORMATS: dict[str, FileFormat] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-Compression = Literal["gzip", "bz2", "zstd", "lz4"]
-_COMPRESSIONS: dict[str, Compression] = {
-    ".gz": "gzip",
-    ".bz2": "bz2",
-    ".zst": "zstd",
-    ".lz4": "lz4",
-}
 _CSV_BLOCK_BYTES = 4 * 1024 * 1024
 #: Blocks of a compressed stream: each holds Python and Arrow buffers, so they stay small.
 _COMPRESSED_CSV_BLOCK_BYTES = 1024 * 1024
 #: What one parse holds besides its rows (blocks, decoder buffers), measured on gzip CSV with
 #: bench/upload_memory.py; reserved from the process-wide pool for the whole parse.
 PARSE_WORKING_BYTES = 96 * 1024 * 1024
-#: Compressed bytes handed to the decompressor at a time (at most ~4 MiB of gzip output).
-_COMPRESSED_READ_BYTES = 4096
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+):.*CSV conversion error to (\w+)")
 _MAX_TYPE_RETRIES = 64
 #: What pyarrow raises on bytes that are not the format they claim (corrupt gzip included).
@@ -101,7 +92,7 @@ def detect_format(name: str, declared: FileFormat | None = None, *, field: str) 
     if declared is not None:
         return declared
     suffixes = [s.lower() for s in Path(name).suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSIONS:
+    if suffixes and suffixes[-1] in COMPRESSIONS:
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] in _SUFFIX_FORMATS:
         return _SUFFIX_FORMATS[suffixes[-1]]
@@ -148,85 +139,6 @@ def _check_columns(
     return list(dict.fromkeys(wanted))
 
 
-def _compression(name: str) -> Compression | None:
-    suffix = Path(name).suffix.lower()
-    return _COMPRESSIONS.get(suffix)
-
-
-def _open_stream(
-    source: str | Path | IO[bytes] | io.RawIOBase,
-    name: str,
-    budget: MemoryBudget | None = None,
-) -> Any:
-    """Open ``source`` as an Arrow stream, decompressing by ``name``'s suffix under ``budget``.
-
-    The compression comes from ``name`` alone: pyarrow would otherwise also detect it from a
-    path's suffix, and a gzipped file would be decompressed twice. Every byte passes
-    :class:`_Metered`, so the decompressed size, the compression ratio and the deadline are
-    checked while streaming, before the parser sees more than the caps allow.
-    """
-    compression: Any = _compression(name)  # None means "not compressed"; the stubs omit it
-    if budget is None:
-        stream: Any = str(source) if isinstance(source, Path) else source
-        return pa.input_stream(stream, compression=compression)
-    raw: Any = open(source, "rb") if isinstance(source, str | Path) else source  # noqa: SIM115
-    if compression is None:
-        return pa.input_stream(_Metered(raw, budget))
-    # Arrow inflates each compressed read whole: 64 KiB of a bomb is 64 MiB in one buffer.
-    # Small compressed reads keep that buffer small whatever the ratio.
-    counted = _Metered(raw, budget, max_read=_COMPRESSED_READ_BYTES)
-    decompressed = pa.input_stream(counted, compression=compression)
-    return pa.input_stream(_Metered(decompressed, budget, compressed=counted))
-
-
-class _Metered(io.RawIOBase):
-    """A stream that counts what passes and stops at the budget's caps and deadline.
-
-    Without ``compressed`` it is the raw side (only the deadline applies); with it, the
-    decompressed side, whose total is compared with the raw bytes ``compressed`` has counted.
-    """
-
-    def __init__(
-        self,
-        inner: Any,
-        budget: MemoryBudget,
-        *,
-        compressed: _Metered | None = None,
-        max_read: int | None = None,
-    ) -> None:
-        super().__init__()
-        self._inner = inner
-        self._budget = budget
-        self._compressed = compressed
-        self._max_read = max_read
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._max_read is not None and len(buffer) > self._max_read:
-            buffer = memoryview(buffer)[: self._max_read]
-        readinto = getattr(self._inner, "readinto", None)
-        if readinto is not None:
-            size = int(readinto(buffer))
-        else:
-            data = self._inner.read(len(buffer))
-            size = len(data)
-            buffer[:size] = data
-        self.count += size
-        if self._compressed is None:
-            self._budget.check_deadline()
-        else:
-            self._budget.count_decompressed(self.count, self._compressed.count)
-        return size
-
-    def close(self) -> None:
-        if not self.closed:
-            self._inner.close()
-        super().close()
-
-
 def read_column_names(path: Path, *, name: str, file_format: FileFormat, field: str) -> list[str]:
     """Return the column names of a CSV, TSV or Parquet file, reading only its header."""
     try:
@@ -234,7 +146,7 @@ def read_column_names(path: Path, *, name: str, file_format: FileFormat, field: 
             names = list(pq.read_schema(path).names)
         else:
             delimiter = "\t" if file_format == "tsv" else ","
-            with _open_stream(path, name) as stream:
+            with open_stream(path, name) as stream:
                 reader = pacsv.open_csv(
                     stream,
                     read_options=pacsv.ReadOptions(block_size=1 << 16),
@@ -310,28 +222,12 @@ def _attempt_stream(
 ) -> Any:
     """Open ``source`` for one reading attempt; the stream is closed after the attempt."""
     if isinstance(source, str | Path):
-        return _open_stream(source, name, budget)
+        return open_stream(source, name, budget)
     if retry and reopen is not None:
-        return _open_stream(reopen(), name, budget)
+        return open_stream(reopen(), name, budget)
     source.seek(start)
     # The caller owns its file object: read it through a wrapper whose close leaves it open.
-    return _open_stream(_Borrowed(source), name, budget)
-
-
-class _Borrowed(io.RawIOBase):
-    """Read-only view of a file object whose ``close`` leaves the file open."""
-
-    def __init__(self, handle: IO[bytes]) -> None:
-        super().__init__()
-        self._handle = handle
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._handle.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    return open_stream(Borrowed(source), name, budget)
 
 
 def _decode(value: bytes | None) -> str | None:
@@ -393,7 +289,7 @@ def _read_csv_once(
     field: str,
     column_types: dict[str, pa.DataType],
 ) -> pa.Table:
-    block_size = _COMPRESSED_CSV_BLOCK_BYTES if _compression(name) else _CSV_BLOCK_BYTES
+    block_size = _COMPRESSED_CSV_BLOCK_BYTES if compression_of(name) else _CSV_BLOCK_BYTES
     read_options = pacsv.ReadOptions(block_size=block_size, use_threads=budget.parallel)
     parse_options = pacsv.ParseOptions(delimiter=delimiter)
     convert_options = pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True)
