@@ -294,6 +294,12 @@ class Settings(BaseSettings):
         le=10_000,
         validation_alias=_env("MLWORKER_MAX_CONCURRENT_REQUESTS", "max_concurrent_requests"),
     )
+    max_concurrent_uploads: int = Field(
+        2,
+        ge=1,
+        le=1_000,
+        validation_alias=_env("MLWORKER_MAX_CONCURRENT_UPLOADS", "max_concurrent_uploads"),
+    )
     max_queued_requests: int = Field(
         128,
         ge=0,

@@ -155,6 +155,37 @@ def test_a_request_that_only_waits_gives_its_slot_back() -> None:
     asyncio.run(scenario())
 
 
+def test_a_slow_upload_takes_an_upload_slot_not_one_scoring_needs() -> None:
+    """An upload holds its slot while the client sends the file: minutes on a slow network."""
+
+    async def scenario() -> None:
+        inner = _Blocking()
+        app = AdmissionMiddleware(
+            inner,
+            max_concurrent=1,
+            max_queued=0,
+            queue_wait_seconds=1,
+            max_concurrent_uploads=1,
+            upload_paths=("/datasets",),
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            uploading = asyncio.ensure_future(client.post("/datasets", content=b"a,b\n1,2\n"))
+            while inner.entered < 1:
+                await asyncio.sleep(0.001)
+            second_upload = await client.post("/datasets", content=b"a,b\n1,2\n")
+            scoring = asyncio.ensure_future(client.post("/api/v1/score"))
+            while inner.entered < 2:
+                await asyncio.sleep(0.001)
+            inner.release.set()
+            assert (await uploading).status_code == 200
+            assert (await scoring).status_code == 200
+        assert_problem(second_upload, 503, "overloaded")
+        assert app.controller.active == 0 and app.uploads.active == 0
+
+    asyncio.run(scenario())
+
+
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = settings_for(tmp_path, max_concurrent_requests=1, max_queued_requests=0)

@@ -7,7 +7,10 @@ well keeps throughput at its closed-loop maximum; a short queue absorbs bursts; 
 client learns within milliseconds, with ``Retry-After``, when to come back (ARCHITECTURE.md §7.8).
 
 Health, metrics and the API documentation bypass admission: a liveness probe must answer however
-busy the scoring routes are.
+busy the scoring routes are. Uploads have slots of their own: an upload holds its slot while the
+client sends the file, which takes as long as the client's network does, and two slow uploads
+in the shared slots would shut scoring out for minutes. Their parse is bounded by the
+process-wide memory pool besides (``data/budget.py``).
 """
 
 from __future__ import annotations
@@ -182,6 +185,10 @@ class AdmissionMiddleware:
         Limits of the :class:`AdmissionController`
         (``MLWORKER_MAX_CONCURRENT_REQUESTS``, ``MLWORKER_MAX_QUEUED_REQUESTS``,
         ``MLWORKER_QUEUE_WAIT_SECONDS``).
+    max_concurrent_uploads
+        Uploads admitted at once (``MLWORKER_MAX_CONCURRENT_UPLOADS``), in slots of their own.
+    upload_paths
+        Paths whose ``POST`` is an upload.
     """
 
     def __init__(
@@ -191,11 +198,18 @@ class AdmissionMiddleware:
         max_concurrent: int,
         max_queued: int,
         queue_wait_seconds: float,
+        max_concurrent_uploads: int = 2,
+        upload_paths: tuple[str, ...] = ("/datasets",),
     ) -> None:
         self.app = app
         self.controller = AdmissionController(
             max_concurrent=max_concurrent, max_queued=max_queued, max_wait=queue_wait_seconds
         )
+        # No queue: an upload that finds every upload slot taken is told at once to come back.
+        self.uploads = AdmissionController(
+            max_concurrent=max_concurrent_uploads, max_queued=0, max_wait=0
+        )
+        self.upload_paths = upload_paths
         retry_after = str(max(1, math.ceil(queue_wait_seconds)))
         # Built once: shedding must stay cheap when it is most of what the server does.
         shed = problem(
@@ -216,10 +230,12 @@ class AdmissionMiddleware:
             return
         if not self._threadpool_sized:
             self._size_threadpool()
-        if not await self.controller.acquire():
+        is_upload = scope["method"] == "POST" and scope["path"] in self.upload_paths
+        controller = self.uploads if is_upload else self.controller
+        if not await controller.acquire():
             await self._shed(send)
             return
-        slot = _Slot(self.controller)
+        slot = _Slot(controller)
         token = _SLOT.set(slot)
         try:
             await self.app(scope, receive, send)
@@ -232,7 +248,7 @@ class AdmissionMiddleware:
         # admitted request holds at most one thread at a time, so this many threads mean an
         # admitted request never waits for one and exempt routes always find one free.
         limiter = anyio.to_thread.current_default_thread_limiter()
-        wanted = self.controller.max_concurrent + THREADPOOL_RESERVE
+        wanted = self.controller.max_concurrent + self.uploads.max_concurrent + THREADPOOL_RESERVE
         if limiter.total_tokens < wanted:
             limiter.total_tokens = wanted
         self._threadpool_sized = True

@@ -35,6 +35,9 @@ from mlworker.config import Settings, load_settings
 from mlworker.logs import configure_logging
 from mlworker.services.container import Services
 
+#: Paths whose ``POST`` carries a file upload: larger body limit, admission slots of their own.
+UPLOAD_PATHS = ("/datasets",)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI app. Connections open in the lifespan, never at import or build time.
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware,
         limit=int(settings.max_request_bytes),
         upload_limit=int(settings.max_upload_bytes),
+        upload_paths=UPLOAD_PATHS,
     )
     # Inside the request context, so a shed request is logged, counted and carries its id.
     app.add_middleware(
@@ -91,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_concurrent=settings.max_concurrent_requests,
         max_queued=settings.max_queued_requests,
         queue_wait_seconds=settings.queue_wait_seconds,
+        max_concurrent_uploads=settings.max_concurrent_uploads,
+        upload_paths=UPLOAD_PATHS,
     )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.include_router(health.router)
