@@ -70,20 +70,55 @@ def resolve_data_path(data_root: Path, raw: str, *, field: str = "dataset.path")
     candidate = Path(raw)
     if not candidate.is_absolute():
         candidate = root / candidate
+    return confined_file(
+        candidate,
+        root,
+        field=field,
+        shown=raw,
+        outside="path resolves outside the data root (MLWORKER_DATA_ROOT)",
+        missing=f"no file {raw!r} under the data root",
+    )
+
+
+def confined_file(
+    candidate: Path, root: Path, *, field: str, shown: str, outside: str, missing: str
+) -> Path:
+    """Resolve ``candidate`` (symbolic links included) and return it if it is a file in ``root``.
+
+    The one confinement check of every path a client names (the data root, a tenant's outputs).
+
+    Parameters
+    ----------
+    candidate
+        Path to resolve.
+    root
+        Resolved folder the file must lie in.
+    field
+        Request field named in errors.
+    shown
+        How the client wrote the path, for messages.
+    outside, missing
+        Messages for a path that resolves outside ``root`` and for one that is no file.
+
+    Raises
+    ------
+    PathNotAllowed
+        The path cannot be resolved or resolves outside ``root``.
+    DatasetNotFound
+        No such file inside ``root``.
+    """
     try:
         resolved = candidate.resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
-        raise PathNotAllowed(f"cannot resolve {raw!r}", field=field) from exc
+        raise PathNotAllowed(f"cannot resolve {shown!r}", field=field) from exc
     if not resolved.is_relative_to(root):
-        raise PathNotAllowed(
-            "path resolves outside the data root (MLWORKER_DATA_ROOT)", field=field
-        )
+        raise PathNotAllowed(outside, field=field)
     try:
         is_file = resolved.is_file()
     except OSError:
         is_file = False
     if not is_file:
-        raise DatasetNotFound(f"no file {raw!r} under the data root", field=field)
+        raise DatasetNotFound(missing, field=field)
     return resolved
 
 

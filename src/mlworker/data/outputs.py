@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
-from mlworker.errors import DatasetNotFound, PathNotAllowed
+from mlworker.data.files import confined_file
 
 #: The prefix a dataset path starts with to name one of the caller's own outputs.
 OUTPUTS_PREFIX = "outputs"
@@ -105,16 +105,11 @@ class TenantOutputs:
         """
         folder = self.folder(tenant)
         shown = f"{OUTPUTS_PREFIX}/{PurePosixPath(relative)}"
-        try:
-            resolved = (folder / relative).resolve()
-        except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
-            raise PathNotAllowed(f"cannot resolve {shown!r}", field=field) from exc
-        if not resolved.is_relative_to(folder):
-            raise PathNotAllowed(f"{shown!r} is not one of your outputs", field=field)
-        try:
-            is_file = resolved.is_file()
-        except OSError:
-            is_file = False
-        if not is_file:
-            raise DatasetNotFound(f"no output {shown!r} for this tenant", field=field)
-        return resolved
+        return confined_file(
+            folder / relative,
+            folder,
+            field=field,
+            shown=shown,
+            outside=f"{shown!r} is not one of your outputs",
+            missing=f"no output {shown!r} for this tenant",
+        )
