@@ -171,6 +171,8 @@ def test_concurrent_gzip_bombs_stay_within_the_process_budget(
         api_keys={KEY: "tenant-a"},
         api_memory_budget=budget,
         api_memory_wait_seconds=1.0,
+        # Every bomb reaches the parser: this is about the memory pool, not admission's slots.
+        max_concurrent_uploads=CONCURRENT_BOMBS,
         **overrides,
     )
     with server_process(settings, tmp_path / "server.log") as (base, pid):
