@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlworker.data.budget import MemoryBudget
-from mlworker.data.files import read_column_names, read_file, resolve_data_path
+from mlworker.data.files import read_column_names, read_file
+from mlworker.data.paths import resolve_data_path
 from mlworker.data.sources import PathSource
 from mlworker.data.spec import PathDataset
 from mlworker.errors import DatasetNotFound, PathNotAllowed, UnknownColumn, UnreadableDataset

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
-from mlworker.data.files import confined_file
+from mlworker.data.paths import confined_file
 
 #: The prefix a dataset path starts with to name one of the caller's own outputs.
 OUTPUTS_PREFIX = "outputs"

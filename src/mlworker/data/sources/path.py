@@ -18,9 +18,9 @@ from mlworker.data.files import (
     detect_format,
     read_column_names,
     read_file,
-    resolve_data_path,
 )
 from mlworker.data.outputs import TenantOutputs, output_relative
+from mlworker.data.paths import resolve_data_path
 from mlworker.data.spec import PathDataset
 from mlworker.data.values import SourceData
 from mlworker.errors import PathNotAllowed, UnknownColumn
