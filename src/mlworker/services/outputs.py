@@ -15,6 +15,7 @@ import pandas as pd
 from mlworker.config import Settings
 from mlworker.data.outputs import TenantOutputs
 from mlworker.data.sources.path import PathSource
+from mlworker.store.optuna_storage import storage_url
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
@@ -40,14 +41,8 @@ def reserved_files(settings: Settings) -> tuple[Path, ...]:
     >>> [path.name for path in reserved_files(settings)]
     ['m.db', 'm-optuna.db']
     """
-    files = []
-    metadata = _sqlite_file(settings.database_url)
-    if metadata is not None:
-        files += [metadata, metadata.with_name(f"{metadata.stem}-optuna{metadata.suffix or '.db'}")]
-    optuna = _sqlite_file(settings.optuna_storage)
-    if optuna is not None:
-        files.append(optuna)
-    return tuple(files)
+    candidates = (_sqlite_file(settings.database_url), _sqlite_file(storage_url(settings)))
+    return tuple(path for path in candidates if path is not None)
 
 
 def reserved_folders(settings: Settings) -> tuple[Path, ...]:
