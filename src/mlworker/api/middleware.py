@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import uuid
 from typing import Any
@@ -181,6 +182,13 @@ def _finite_float(text: str) -> float | _Rejected:
     return value if math.isfinite(value) else _Rejected(text)
 
 
+def _float_sized_int(text: str) -> int | _Rejected:
+    # Every number ends up a float64 somewhere (a feature column, a score); one past its range
+    # would become infinite there. Compared exactly, without converting.
+    value = int(text)
+    return value if abs(value) <= sys.float_info.max else _Rejected(text)
+
+
 # What can make Python's json module accept a body RFC 8259 forbids, or decode it into values
 # the rest of the service cannot hold: the constants Infinity/-Infinity/NaN, \\u escapes (lone
 # surrogates), and numbers that overflow a float (1e400: an exponent of three digits or more, or
@@ -253,13 +261,17 @@ def invalid_json_value(body: bytes) -> tuple[str, str] | None:
     'offers.0.id'
     >>> invalid_json_value(b'{"limit": 1e400}')[0]
     'limit'
+    >>> invalid_json_value(b'{"n": -1' + b"0" * 400 + b'}')[0]
+    'n'
     >>> invalid_json_value(b'{"name": "NaN", "smile": "\\ud83d\\ude00", "x": 1e30}') is None
     True
     """
     if not _might_be_suspect(body):
         return None
     try:
-        document = json.loads(body, parse_constant=_Rejected, parse_float=_finite_float)
+        document = json.loads(
+            body, parse_constant=_Rejected, parse_float=_finite_float, parse_int=_float_sized_int
+        )
     except (ValueError, RecursionError):
         return None
     return _first_invalid(document)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import sys
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from mlworker.api.routes.jobs import IdempotencyKey
@@ -91,24 +89,9 @@ def evaluate(model_id: str, tenant: TenantDep, services: ServicesDep) -> dict[st
 RowScalar = str | bool | int | float | None
 
 
-def _finite(value: RowScalar) -> RowScalar:
-    # Python's JSON reader accepts NaN, Infinity and overflowing literals (1e999 as a float,
-    # 1 followed by 400 zeros as an int); the model sees every number as a float64 and its
-    # imputers and estimators refuse non-finite ones deep inside, so they are refused here, at
-    # the cell that holds them.
-    if isinstance(value, float):
-        finite = math.isfinite(value)
-    elif isinstance(value, int):  # bool included: always finite
-        finite = abs(value) <= sys.float_info.max  # exact comparison, no conversion
-    else:
-        return value
-    if not finite:
-        raise ValueError("must be a finite number (send null for a missing value)")
-    return value
-
-
-#: One cell of an inline row: a JSON scalar; numbers finite, ``null`` for a missing value.
-RowValue = Annotated[RowScalar, AfterValidator(_finite)]
+#: One cell of an inline row: a JSON scalar, ``null`` for a missing value. Non-finite and
+#: overflowing numbers never get here: the strict-JSON middleware refuses them for every body.
+RowValue = RowScalar
 
 
 class PredictRequest(SnakeModel):
