@@ -251,21 +251,18 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             limit = seconds + 60
             for key in ("closed_1", "in_flight", "health"):
                 results[key] = []
+
+            def closed_loop(port: int) -> dict[str, Any]:
+                clients = options.clients
+                role = _spawn_role(
+                    port, path=SCORE_PATH, clients=clients, seconds=seconds, body=body_path
+                )
+                return _collect(role, limit)
+
             # Rounds alternate the reference and the flood, so load from elsewhere on the
             # machine weighs on both alike.
             for _ in range(options.rounds):
-                results["closed_1"].append(
-                    _collect(
-                        _spawn_role(
-                            port,
-                            path=SCORE_PATH,
-                            clients=options.clients,
-                            seconds=seconds,
-                            body=body_path,
-                        ),
-                        limit,
-                    )
-                )
+                results["closed_1"].append(closed_loop(port))
                 probe = _spawn_role(
                     port, path="/health", clients=1, seconds=seconds, body=None, pause=0.05
                 )
@@ -283,16 +280,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             port = free_port()
             url = _start_server(processes, root, port, workers=2, name="server-2", extra=extra)
             _warm(url, body)
-            results["closed_2"] = _collect(
-                _spawn_role(
-                    port,
-                    path=SCORE_PATH,
-                    clients=options.clients,
-                    seconds=seconds,
-                    body=body_path,
-                ),
-                limit,
-            )
+            results["closed_2"] = closed_loop(port)
         finally:
             processes.stop_all()
     return results
